@@ -1,0 +1,283 @@
+/* Exception classes of sharedb.lmdb and the mapping from LMDB codes. */
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "errors.h"
+
+typedef struct {
+    int code;
+    const char *name;           /* class name in sharedb.lmdb */
+    PyObject **extra_base;      /* a builtin the class also derives from */
+    const char *doc;
+} error_spec;
+
+/* Indexed by code - MDB_KEYEXIST.  The extra bases let callers catch the
+   builtin that describes the failure: a full map is a MemoryError, as
+   ShareDB 2.0.2 raised, and a size LMDB rejects is a ValueError. */
+static const error_spec lmdb_error_specs[SHAREDB_LMDB_ERROR_COUNT] = {
+    {MDB_KEYEXIST, "KeyExistsError", NULL,
+     "The key is already present and overwriting was not allowed."},
+    {MDB_NOTFOUND, "NotFoundError", NULL,
+     "No record matches the key, or the cursor is past the end."},
+    {MDB_PAGE_NOTFOUND, "PageNotFoundError", NULL,
+     "A page the B-tree points at is missing: the file is damaged."},
+    {MDB_CORRUPTED, "CorruptedError", NULL,
+     "A page has the wrong type: the file is damaged."},
+    {MDB_PANIC, "PanicError", NULL,
+     "The environment had a fatal error; close it and open it again."},
+    {MDB_VERSION_MISMATCH, "VersionMismatchError", NULL,
+     "The lock file or data file comes from another LMDB version."},
+    {MDB_INVALID, "InvalidError", NULL,
+     "The file is not an LMDB data file."},
+    {MDB_MAP_FULL, "MapFullError", &PyExc_MemoryError,
+     "The map size of the environment is reached."},
+    {MDB_DBS_FULL, "DbsFullError", NULL,
+     "The maximum number of named databases is reached."},
+    {MDB_READERS_FULL, "ReadersFullError", NULL,
+     "Every reader slot of the environment is in use."},
+    {MDB_TLS_FULL, "TlsFullError", NULL,
+     "Too many thread-local storage keys are in use (Windows only)."},
+    {MDB_TXN_FULL, "TxnFullError", NULL,
+     "The transaction has too many dirty pages; commit smaller batches."},
+    {MDB_CURSOR_FULL, "CursorFullError", NULL,
+     "The cursor stack is too deep (internal LMDB error)."},
+    {MDB_PAGE_FULL, "PageFullError", NULL,
+     "A page has no room left (internal LMDB error)."},
+    {MDB_MAP_RESIZED, "MapResizedError", NULL,
+     "Another process grew the map beyond this process's mapping."},
+    {MDB_INCOMPATIBLE, "IncompatibleError", NULL,
+     "The operation does not fit the database's flags."},
+    {MDB_BAD_RSLOT, "BadRslotError", NULL,
+     "A reader slot was reused in a way LMDB does not allow."},
+    {MDB_BAD_TXN, "BadTxnError", NULL,
+     "The transaction must be aborted, has a child, or is invalid."},
+    {MDB_BAD_VALSIZE, "BadValsizeError", &PyExc_ValueError,
+     "A key or database name is empty or longer than LMDB accepts."},
+    {MDB_BAD_DBI, "BadDbiError", NULL,
+     "The database handle was changed or closed unexpectedly."},
+};
+
+static PyObject *
+new_error_class(PyObject *module, const char *name, PyObject *base,
+                PyObject *extra_base, const char *doc)
+{
+    PyObject *bases = NULL;
+    PyObject *cls = NULL;
+    char qualified[64];
+
+    PyOS_snprintf(qualified, sizeof(qualified), "sharedb.lmdb.%s", name);
+    if (extra_base != NULL) {
+        bases = PyTuple_Pack(2, base, extra_base);
+    }
+    else {
+        bases = PyTuple_Pack(1, base);
+    }
+    if (bases == NULL) {
+        return NULL;
+    }
+    cls = PyErr_NewExceptionWithDoc(qualified, doc, bases, NULL);
+    Py_DECREF(bases);
+    if (cls == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, name, cls) < 0) {
+        Py_DECREF(cls);
+        return NULL;
+    }
+    return cls;
+}
+
+int
+sharedb_errors_setup(PyObject *module, sharedb_state *state)
+{
+    state->error = PyErr_NewExceptionWithDoc(
+        "sharedb.lmdb.Error",
+        "Base class of the errors LMDB reports.  Instances carry the LMDB "
+        "return code as code and the failed LMDB call as call.",
+        NULL, NULL);
+    if (state->error == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Error", state->error) < 0) {
+        return -1;
+    }
+
+    state->closed_error = new_error_class(
+        module, "ClosedError", state->error, PyExc_RuntimeError,
+        "The environment is closed, or the transaction or cursor ended.");
+    if (state->closed_error == NULL) {
+        return -1;
+    }
+
+    state->readonly_error = new_error_class(
+        module, "ReadonlyError", state->error, NULL,
+        "A write was attempted in a read-only environment or "
+        "transaction.");
+    if (state->readonly_error == NULL) {
+        return -1;
+    }
+
+    for (int i = 0; i < SHAREDB_LMDB_ERROR_COUNT; i++) {
+        const error_spec *spec = &lmdb_error_specs[i];
+        PyObject *extra = spec->extra_base ? *spec->extra_base : NULL;
+
+        assert(spec->code == MDB_KEYEXIST + i);
+        state->lmdb_errors[i] = new_error_class(module, spec->name,
+                                                state->error, extra,
+                                                spec->doc);
+        if (state->lmdb_errors[i] == NULL) {
+            return -1;
+        }
+    }
+
+    /* A TypeError too, as ShareDB 2.0.2 raised for keys LMDB rejected. */
+    state->key_too_long_error = new_error_class(
+        module, "KeyTooLongError",
+        state->lmdb_errors[MDB_BAD_VALSIZE - MDB_KEYEXIST],
+        PyExc_TypeError,
+        "A packed key is longer than the maximum key size of LMDB.");
+    if (state->key_too_long_error == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+sharedb_errors_traverse(sharedb_state *state, visitproc visit, void *arg)
+{
+    Py_VISIT(state->error);
+    Py_VISIT(state->closed_error);
+    Py_VISIT(state->readonly_error);
+    Py_VISIT(state->key_too_long_error);
+    for (int i = 0; i < SHAREDB_LMDB_ERROR_COUNT; i++) {
+        Py_VISIT(state->lmdb_errors[i]);
+    }
+    return 0;
+}
+
+void
+sharedb_errors_clear(sharedb_state *state)
+{
+    Py_CLEAR(state->error);
+    Py_CLEAR(state->closed_error);
+    Py_CLEAR(state->readonly_error);
+    Py_CLEAR(state->key_too_long_error);
+    for (int i = 0; i < SHAREDB_LMDB_ERROR_COUNT; i++) {
+        Py_CLEAR(state->lmdb_errors[i]);
+    }
+}
+
+/* Raise an OSError subclass for the system error code rc.  Calling
+   OSError with (errno, strerror, filename) makes Python pick the subclass,
+   such as FileNotFoundError for ENOENT.  On Windows LMDB returns
+   GetLastError() codes, which Python maps to errno itself. */
+static PyObject *
+raise_os_error(int rc, const char *call, PyObject *context)
+{
+    PyObject *filename = NULL;
+
+    if (context != NULL && PyUnicode_Check(context)) {
+        filename = context;
+    }
+#ifdef _WIN32
+    (void)call;
+    return PyErr_SetExcFromWindowsErrWithFilenameObject(PyExc_OSError, rc,
+                                                        filename);
+#else
+    PyObject *exc;
+    PyObject *message;
+
+    message = PyUnicode_FromFormat("%s failed: %s", call, strerror(rc));
+    if (message == NULL) {
+        return NULL;
+    }
+    if (filename != NULL) {
+        exc = PyObject_CallFunction(PyExc_OSError, "iOO", rc, message,
+                                    filename);
+    }
+    else {
+        exc = PyObject_CallFunction(PyExc_OSError, "iO", rc, message);
+    }
+    Py_DECREF(message);
+    if (exc == NULL) {
+        return NULL;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+#endif
+}
+
+PyObject *
+sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
+                   PyObject *context)
+{
+    PyObject *cls;
+    PyObject *message = NULL;
+    PyObject *exc = NULL;
+    PyObject *value = NULL;
+
+    if (rc == ENOMEM) {
+        return PyErr_NoMemory();
+    }
+    if (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE) {
+        if (rc > 0) {
+            return raise_os_error(rc, call, context);
+        }
+        cls = state->error;
+    }
+    else {
+        cls = state->lmdb_errors[rc - MDB_KEYEXIST];
+    }
+
+    /* mdb_strerror() returns "MDB_MAP_FULL: Environment mapsize limit
+       reached" and the like, so the message carries the code's name. */
+    if (context != NULL) {
+        message = PyUnicode_FromFormat("%s failed on %R: %s", call, context,
+                                       mdb_strerror(rc));
+    }
+    else {
+        message = PyUnicode_FromFormat("%s failed: %s", call,
+                                       mdb_strerror(rc));
+    }
+    if (message == NULL) {
+        goto done;
+    }
+    exc = PyObject_CallOneArg(cls, message);
+    if (exc == NULL) {
+        goto done;
+    }
+    value = PyLong_FromLong(rc);
+    if (value == NULL || PyObject_SetAttrString(exc, "code", value) < 0) {
+        goto done;
+    }
+    Py_CLEAR(value);
+    value = PyUnicode_FromString(call);
+    if (value == NULL || PyObject_SetAttrString(exc, "call", value) < 0) {
+        goto done;
+    }
+    PyErr_SetObject(cls, exc);
+
+done:
+    Py_XDECREF(message);
+    Py_XDECREF(exc);
+    Py_XDECREF(value);
+    return NULL;
+}
+
+PyObject *
+sharedb_raise_closed(sharedb_state *state, const char *format, ...)
+{
+    va_list args;
+    PyObject *message;
+
+    va_start(args, format);
+    message = PyUnicode_FromFormatV(format, args);
+    va_end(args);
+    if (message != NULL) {
+        PyErr_SetObject(state->closed_error, message);
+        Py_DECREF(message);
+    }
+    return NULL;
+}
