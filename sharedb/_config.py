@@ -1,0 +1,136 @@
+"""The ShareDB.config file of a store directory.
+
+The file is an INI file with one section, [ShareDB Config], written the
+way ShareDB 2.0.2 wrote it, so that either release opens stores of the
+other. Options: serial, compress, readers, bcsize (sync threshold) and
+mslimit (map size in bytes). This release adds msauto, true when the map
+size was not capped and grows with the data; 2.0.2 ignores it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import tempfile
+from dataclasses import dataclass
+
+SECTION = "ShareDB Config"
+FILE_NAME = "ShareDB.config"
+
+
+class ConfigError(TypeError, ValueError):
+    """The ShareDB.config file of a store is missing, unreadable or invalid."""
+
+
+@dataclass
+class Config:
+    """Settings saved with a store."""
+
+    serial: str
+    compress: bool
+    readers: int
+    sync_threshold: int
+    map_size: int
+    map_auto: bool
+
+
+def config_path(store_path: str) -> str:
+    return os.path.join(store_path, FILE_NAME)
+
+
+def load(store_path: str) -> Config:
+    """Read the config of the store at store_path.
+
+    Raises ConfigError naming the file and the problem.
+    """
+    path = config_path(store_path)
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding="utf-8") as file:
+            parser.read_file(file)
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if not parser.has_section(SECTION):
+        raise ConfigError(f"{path} has no [{SECTION}] section")
+
+    def option(name: str) -> str:
+        if not parser.has_option(SECTION, name):
+            raise ConfigError(f"{path} has no '{name}' option")
+        return parser.get(SECTION, name).strip()
+
+    def integer(name: str) -> int:
+        text = option(name)
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(
+                f"option '{name}' of {path} must be a positive integer, "
+                f"not {text!r}"
+            ) from None
+        if value <= 0:
+            raise ConfigError(
+                f"option '{name}' of {path} must be a positive integer, "
+                f"not {value}"
+            )
+        return value
+
+    def boolean(name: str, default: bool | None = None) -> bool:
+        if default is not None and not parser.has_option(SECTION, name):
+            return default
+        text = option(name)
+        try:
+            return parser.getboolean(SECTION, name)
+        except ValueError:
+            raise ConfigError(
+                f"option '{name}' of {path} must be True or False, not {text!r}"
+            ) from None
+
+    serial = option("serial").lower()
+    if serial not in ("msgpack", "pickle"):
+        raise ConfigError(
+            f"option 'serial' of {path} must be 'msgpack' or 'pickle', "
+            f"not {serial!r}"
+        )
+    return Config(
+        serial=serial,
+        compress=boolean("compress"),
+        readers=integer("readers"),
+        sync_threshold=integer("bcsize"),
+        map_size=integer("mslimit"),
+        map_auto=boolean("msauto", default=False),
+    )
+
+
+def save(store_path: str, config: Config) -> None:
+    """Write the config of the store at store_path.
+
+    The file is replaced in one rename, so a crash leaves the old or the
+    new file whole, and processes that open the store at the same time
+    never read half a file.
+    """
+    parser = configparser.RawConfigParser()
+    parser.add_section(SECTION)
+    parser.set(SECTION, "SERIAL", config.serial)
+    parser.set(SECTION, "COMPRESS", str(config.compress))
+    parser.set(SECTION, "READERS", str(config.readers))
+    parser.set(SECTION, "BCSIZE", str(config.sync_threshold))
+    parser.set(SECTION, "MSLIMIT", str(config.map_size))
+    parser.set(SECTION, "MSAUTO", str(config.map_auto))
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=FILE_NAME + ".", suffix=".tmp", dir=store_path
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            parser.write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, config_path(store_path))
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,622 @@
+"""The ShareDB class: a dict-like store on disk, shared by processes."""
+
+from __future__ import annotations
+
+import collections.abc
+import errno
+import logging
+import math
+import numbers
+import os
+import pickle
+import shutil
+import sys
+import warnings
+import weakref
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from sharedb import _config, _lmdb, _registry, _serial
+from sharedb._config import Config, ConfigError
+from sharedb._version import __version__
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = ".ShareDB"
+
+# Errors of opening a store that a read-only open can avoid.
+_READ_ONLY_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+# Maps are capped below this on 32-bit platforms, which cannot map more.
+_MAX_32BIT_MAP = 1 << 30
+
+# First map size of a growing store where the map cannot cover the disk
+# (Windows, where LMDB 0.9 sizes the file to the map, and 32-bit builds).
+_INITIAL_GROWING_MAP = 64 << 20
+
+
+class InvalidArgumentError(TypeError, ValueError):
+    """An argument of ShareDB() has the wrong type or value.
+
+    It is a TypeError, as ShareDB 2.0.2 raised, and a ValueError.
+    """
+
+
+class ShareDBWarning(UserWarning):
+    """An argument of ShareDB() was overridden by the saved settings."""
+
+
+class _Default:
+    """Marker for an argument that was not given.
+
+    Each one compares equal to the default it stands for and prints as it,
+    so the signature reads as documented, while __init__ can tell a given
+    argument from an omitted one by identity.
+    """
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.value == other)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+_DEFAULT_SERIAL: Any = _Default("pickle")
+_DEFAULT_COMPRESS: Any = _Default(False)
+_DEFAULT_READERS: Any = _Default(256)
+_DEFAULT_BUFFER_SIZE: Any = _Default(100_000)
+
+
+def _given(value: object) -> bool:
+    return not isinstance(value, _Default)
+
+
+def _value(value: object) -> Any:
+    return value.value if isinstance(value, _Default) else value
+
+
+def _describe(value: object) -> str:
+    """Return str(value) cut to 200 characters, as the C core does."""
+    try:
+        text = str(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return text
+
+
+def _store_path(path: object) -> str:
+    """Return the store directory named by path, ending in '.ShareDB/'."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        raise InvalidArgumentError(
+            f"path must be a str or os.PathLike, not {type(path).__name__} "
+            f"({_describe(path)})"
+        )
+    if not path or path in ("/", _SUFFIX, _SUFFIX + "/"):
+        raise InvalidArgumentError(
+            f"path {path!r} does not name a store; give a directory name "
+            f"such as './data'"
+        )
+    if "\0" in path:
+        raise InvalidArgumentError(f"path {path!r} contains a null character")
+    if path.endswith("/"):
+        path = path[:-1]
+    if path.endswith(_SUFFIX):
+        path = path[: -len(_SUFFIX)]
+    return path + _SUFFIX + "/"
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise InvalidArgumentError(
+        f"{name} must be True or False, not {_describe(value)} of "
+        f"{type(value)}"
+    )
+
+
+def _check_positive(name: str, value: object, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(
+            f"{name} must be a positive int ({unit}), not {_describe(value)} "
+            f"of {type(value)}"
+        )
+    if value <= 0:
+        raise InvalidArgumentError(
+            f"{name} must be a positive int ({unit}), not {value}"
+        )
+    return value
+
+
+def _check_serial(value: object) -> str:
+    if not isinstance(value, str) or value.lower() not in ("msgpack", "pickle"):
+        raise InvalidArgumentError(
+            f"serial must be 'msgpack' or 'pickle', not {_describe(value)} of "
+            f"{type(value)}"
+        )
+    return value.lower()
+
+
+def _remove(path: str) -> None:
+    """Delete the directory or file at path, if anything is there."""
+    bare = path.rstrip("/")
+    if os.path.isdir(bare) and not os.path.islink(bare):
+        shutil.rmtree(bare)
+    elif os.path.lexists(bare):
+        os.remove(bare)
+
+
+def _max_map_size() -> int:
+    return _MAX_32BIT_MAP if sys.maxsize < 2**32 else sys.maxsize // 4
+
+
+def _auto_map_size(path: str) -> tuple[int, int]:
+    """Return (map size to open with, map size to save) for an uncapped
+    store.
+
+    Where LMDB leaves the file as large as its data (POSIX 64-bit), the
+    map covers the whole disk, so the store never fills before the disk
+    and never has to be remapped. Elsewhere the map starts small and
+    doubles when it fills.
+    """
+    total = shutil.disk_usage(path).total
+    if sys.platform == "win32" or sys.maxsize < 2**32:
+        try:
+            used = os.path.getsize(os.path.join(path, "data.mdb"))
+        except OSError:
+            used = 0
+        return max(_INITIAL_GROWING_MAP, 2 * used), total
+    return min(total, _max_map_size()), total
+
+
+class ShareDB(_lmdb.Store):
+    """A persistent key-value store with the interface of a dict.
+
+    Data lives in an LMDB environment in the directory ``<path>.ShareDB/``,
+    so it outlives the process and many processes can read and write it at
+    once. Keys and values are any objects the chosen serializer handles,
+    except None.
+
+    Arguments:
+        path: directory of the store; a trailing '/' and '.ShareDB' are
+            removed, then '.ShareDB/' is appended.
+        reset: delete whatever is at the path first.
+        serial: 'pickle' or 'msgpack', how keys and values become bytes.
+            A store keeps the serializer it was created with.
+        compress: zlib-compress values (never keys). Kept like serial.
+        readers: reader slots, the maximum number of read transactions of
+            all processes at once.
+        buffer_size: number of writes after which sync() runs by itself.
+        map_size: None for no limit but the disk, or a cap in bytes.
+        durable: if True, every commit is on disk before it returns;
+            otherwise an operating-system crash can undo the writes since
+            the last sync().
+
+    Raises InvalidArgumentError (a TypeError and ValueError) for invalid
+    arguments or a path that cannot hold a store.
+    """
+
+    __version__ = __version__
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reset: bool = False,
+        serial: str = _DEFAULT_SERIAL,
+        compress: bool = _DEFAULT_COMPRESS,
+        readers: int = _DEFAULT_READERS,
+        buffer_size: int = _DEFAULT_BUFFER_SIZE,
+        map_size: int | None = None,
+        *,
+        durable: bool = False,
+    ) -> None:
+        if self.is_alive:
+            raise RuntimeError(f"{self!r} is already open")
+        store_path = _store_path(path)
+        reset = _check_flag("reset", reset)
+        durable = _check_flag("durable", durable)
+        serial_given = _check_serial(_value(serial))
+        compress_given = _check_flag("compress", _value(compress))
+        readers_given = _check_positive("readers", _value(readers), "reader slots")
+        buffer_given = _check_positive(
+            "buffer_size", _value(buffer_size), "writes between syncs"
+        )
+        if map_size is not None:
+            _check_positive("map_size", map_size, "bytes")
+
+        self.path = store_path
+        self.durable = durable
+        if reset:
+            self._reset(store_path)
+        self._make_directory(store_path)
+        config = self._settle_config(
+            store_path,
+            serial_given if _given(serial) else None,
+            compress_given if _given(compress) else None,
+            readers_given if _given(readers) else None,
+            buffer_given if _given(buffer_size) else None,
+            map_size,
+            defaults=(serial_given, compress_given, readers_given, buffer_given),
+        )
+        self.serial = config.serial
+        self.compress = config.compress
+        self.max_readers = config.readers
+        self.max_map_size = config.map_size
+        self._map_auto = config.map_auto
+        self._open(config)
+        self.sync_threshold = config.sync_threshold
+        self.pending_writes = 0
+
+    # Opening ---------------------------------------------------------
+
+    @staticmethod
+    def _reset(store_path: str) -> None:
+        shared = _registry.find(store_path)
+        if shared is not None:
+            _registry.close_all(shared)
+        try:
+            _remove(store_path)
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"reset=True could not delete {store_path}: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _make_directory(store_path: str) -> None:
+        bare = store_path.rstrip("/")
+        if os.path.lexists(bare) and not os.path.isdir(bare):
+            raise InvalidArgumentError(
+                f"path {store_path} is an existing file, not a store "
+                f"directory; pass reset=True to replace it"
+            )
+        try:
+            os.makedirs(bare, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"cannot create the store directory {store_path}: {exc}"
+            ) from exc
+
+    def _settle_config(
+        self,
+        store_path: str,
+        serial: str | None,
+        compress: bool | None,
+        readers: int | None,
+        buffer_size: int | None,
+        map_size: int | None,
+        defaults: tuple[str, bool, int, int],
+    ) -> Config:
+        """Load the saved settings, apply the given arguments, and save the
+        result if it changed."""
+        try:
+            saved: Config | None = _config.load(store_path)
+        except FileNotFoundError:
+            saved = None
+        if saved is None:
+            if self._has_records(store_path) and (serial is None or compress is None):
+                raise ConfigError(
+                    f"{_config.config_path(store_path)} is missing, so the "
+                    f"serializer of the records in {store_path} is unknown; "
+                    f"pass serial= and compress= to open it with the "
+                    f"settings it was written with"
+                )
+            config = Config(
+                serial=defaults[0],
+                compress=defaults[1],
+                readers=defaults[2],
+                sync_threshold=defaults[3],
+                map_size=0,
+                map_auto=map_size is None,
+            )
+        else:
+            config = Config(**vars(saved))
+            for name, given, kept in (
+                ("serial", serial, saved.serial),
+                ("compress", compress, saved.compress),
+            ):
+                if given is not None and given != kept:
+                    warnings.warn(
+                        f"{store_path} was created with {name}={kept!r}, so "
+                        f"its records stay readable with that; ignoring "
+                        f"{name}={given!r}",
+                        ShareDBWarning,
+                        stacklevel=3,
+                    )
+            if readers is not None:
+                config.readers = readers
+            if buffer_size is not None:
+                config.sync_threshold = buffer_size
+            if not saved.map_auto and saved.map_size >= shutil.disk_usage(
+                store_path
+            ).total:
+                # A 2.0.2 store opened with map_size=None saved the size
+                # of the disk; treat it as uncapped.
+                config.map_auto = True
+            if map_size is not None:
+                config.map_auto = False
+
+        if config.map_auto:
+            open_size, saved_size = _auto_map_size(store_path)
+            config.map_size = saved_size
+        else:
+            if map_size is not None:
+                config.map_size = min(map_size, _max_map_size())
+            open_size = config.map_size
+        self._open_map_size = open_size
+        if saved is None or config != saved:
+            try:
+                _config.save(store_path, config)
+            except OSError as exc:
+                if saved is None:
+                    raise InvalidArgumentError(
+                        f"cannot write the settings of {store_path}: {exc}"
+                    ) from exc
+                logger.warning(
+                    "cannot save the new settings of %s, keeping the old "
+                    "file: %s", store_path, exc
+                )
+        return config
+
+    @staticmethod
+    def _has_records(store_path: str) -> bool:
+        data = os.path.join(store_path, "data.mdb")
+        try:
+            return os.path.getsize(data) > 0
+        except OSError:
+            return False
+
+    def _open_env(self, config: Config) -> _lmdb.Environment:
+        """Open the environment, with a smaller map if the address space
+        cannot hold the first choice."""
+        size = self._open_map_size
+        while True:
+            try:
+                return _lmdb.Environment(
+                    self.path,
+                    map_size=size,
+                    max_readers=config.readers,
+                    sync=self.durable,
+                    readahead=False,
+                    map_grow=config.map_auto,
+                    create=True,
+                )
+            except MemoryError:
+                if not config.map_auto or size <= _INITIAL_GROWING_MAP:
+                    raise
+                size //= 2
+            except OSError as exc:
+                if exc.errno not in _READ_ONLY_ERRORS:
+                    raise
+                # A read-only directory or file system: open read-only
+                # without the lock file, since nobody can write there.
+                logger.info("opening %s read-only: %s", self.path, exc)
+                return _lmdb.Environment(
+                    self.path,
+                    map_size=size,
+                    max_readers=config.readers,
+                    readonly=True,
+                    lock=False,
+                    readahead=False,
+                )
+
+    def _open(self, config: Config) -> None:
+        try:
+            shared = _registry.acquire(
+                self.path, self.durable, lambda: self._open_env(config)
+            )
+        except (_lmdb.Error, OSError) as exc:
+            raise InvalidArgumentError(
+                f"cannot open the store {self.path}: {exc}"
+            ) from exc
+        try:
+            self._attach(
+                shared.env,
+                config.serial,
+                config.compress,
+                config.sync_threshold,
+                _serial.pickle_key,
+                pickle.dumps,
+                pickle.loads,
+                _serial.PROTOCOL,
+                zlib.compress,
+                zlib.decompress,
+            )
+        except BaseException:
+            _registry.release(shared)
+            raise
+        self._shared = shared
+        self._release = weakref.finalize(self, _registry.release, shared)
+        logger.debug("opened %s", self.path)
+
+    def _reopen_after_fork(self) -> None:
+        """Open the store again in a child process created by fork()."""
+        self._release.detach()
+        self._detach()
+        config = Config(
+            serial=self.serial,
+            compress=self.compress,
+            readers=self.max_readers,
+            sync_threshold=self.sync_threshold,
+            map_size=self.max_map_size,
+            map_auto=self._map_auto,
+        )
+        if config.map_auto:
+            self._open_map_size = _auto_map_size(self.path)[0]
+        else:
+            self._open_map_size = config.map_size
+        pending = self.pending_writes
+        self._open(config)
+        self.pending_writes = pending
+
+    # Closing ---------------------------------------------------------
+
+    def close(self) -> bool:
+        """Sync and close the store.
+
+        Returns True, or False if it was already closed. Other ShareDB
+        objects on the same store keep working.
+        """
+        if not self.is_alive:
+            return False
+        try:
+            if not self._env.closed:
+                self.sync()
+        finally:
+            self._detach()
+            self._release()
+        logger.debug("closed %s", self.path)
+        return True
+
+    def drop(self) -> bool:
+        """Close the store and delete its directory.
+
+        Every ShareDB object of this process on the store is closed too.
+        Returns True, or False if the store was already closed.
+        """
+        if not self.is_alive:
+            return False
+        shared = self._shared
+        self._detach()
+        self._release.detach()
+        _registry.close_all(shared)
+        _registry.release(shared)
+        _remove(self.path)
+        logger.debug("dropped %s", self.path)
+        return True
+
+    def __enter__(self) -> ShareDB:
+        if not self.is_alive:
+            raise _lmdb.ClosedError(
+                f"Access to {self!r} has been closed or dropped"
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if not self.is_alive:
+            raise _lmdb.ClosedError(
+                f"Access to {self!r} has been closed or dropped, so it "
+                f"cannot be pickled"
+            )
+        return (_reopen, (self.path, self.durable, self.sync_threshold))
+
+    def __repr__(self) -> str:
+        return f"ShareDB instantiated from {self.path}"
+
+    __str__ = __repr__
+
+    # Methods built on the C core --------------------------------------
+
+    def __delitem__(self, key: object) -> None:
+        self.remove(key)
+
+    def update(self, other: object = (), /, **kwargs: object) -> ShareDB:
+        """Store the pairs of a mapping or an iterable of pairs, and the
+        keyword arguments, in one transaction; return the store."""
+        pairs: Iterable[Any]
+        if isinstance(other, Mapping) or hasattr(other, "items"):
+            pairs = other.items()  # type: ignore[attr-defined]
+        elif hasattr(other, "keys"):
+            pairs = ((key, other[key]) for key in other.keys())  # type: ignore[attr-defined]
+        else:
+            pairs = other  # type: ignore[assignment]
+        if kwargs:
+            pairs = _chain(pairs, kwargs.items())
+        return self.multiset(pairs)
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Delete the first record in key order and return (key, value).
+
+        Raises KeyError on an empty store.
+        """
+        return self._pop_first()
+
+    def multipop(self, key_iter: Iterable[Any]) -> Iterator[Any]:
+        """Return an iterator that deletes each key of key_iter and yields
+        its value as it goes.
+
+        Each step is its own transaction: values not yet handed out stay
+        in the store. An absent key raises KeyError at its step.
+        """
+        if not self.is_alive:
+            raise _lmdb.ClosedError(
+                f"Access to {self!r} has been closed or dropped"
+            )
+        return self._multipop(key_iter)
+
+    def _multipop(self, key_iter: Iterable[Any]) -> Iterator[Any]:
+        try:
+            keys = iter(key_iter)
+        except TypeError as exc:
+            raise TypeError(_given_message("key_iter", key_iter, exc)) from exc
+        for key in keys:
+            try:
+                value = self.pop(key)
+            except KeyError as exc:
+                raise KeyError(
+                    _given_message("key_iter", key_iter, exc)
+                ) from exc
+            yield value
+
+    def multipopitem(self, num_items: float = 1) -> Iterator[tuple[Any, Any]]:
+        """Return an iterator that deletes up to num_items records, first
+        in key order, yielding each (key, value) as it goes.
+
+        Each step is its own transaction. Raises TypeError if num_items is
+        not a number.
+        """
+        if isinstance(num_items, bool) or not isinstance(num_items, numbers.Real):
+            raise TypeError(
+                f"num_items={_describe(num_items)} of {type(num_items)} must "
+                f"be an integer/long/float"
+            )
+        if math.isnan(num_items):
+            raise InvalidArgumentError("num_items must be a number, not nan")
+        if not self.is_alive:
+            raise _lmdb.ClosedError(
+                f"Access to {self!r} has been closed or dropped"
+            )
+        return self._multipopitem(num_items)
+
+    def _multipopitem(self, num_items: float) -> Iterator[tuple[Any, Any]]:
+        count = 0
+        while count < num_items:
+            try:
+                item = self._pop_first()
+            except KeyError:
+                return
+            count += 1
+            yield item
+
+
+def _chain(*iterables: Iterable[Any]) -> Iterator[Any]:
+    for iterable in iterables:
+        yield from iterable
+
+
+def _given_message(name: str, iterable: object, exc: BaseException) -> str:
+    return f"Given {name}={_describe(iterable)} of {type(iterable)}, raised: {exc}"
+
+
+def _reopen(path: str, durable: bool, sync_threshold: int) -> ShareDB:
+    """Open a pickled ShareDB again, in another process."""
+    store = ShareDB(path, durable=durable)
+    store.sync_threshold = sync_threshold
+    return store
+
+
+collections.abc.MutableMapping.register(ShareDB)
