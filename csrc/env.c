@@ -674,12 +674,15 @@ check_options(const open_options *options)
                         "other, which corrupts reads");
         return -1;
     }
+#ifdef _WIN32
     if (options->writemap && options->map_grow) {
         PyErr_SetString(PyExc_ValueError,
                         "map_grow=True cannot be combined with "
-                        "writemap=True, which sizes the file to the map");
+                        "writemap=True on Windows, where LMDB sizes the "
+                        "file to the map");
         return -1;
     }
+#endif
     return 0;
 }
 

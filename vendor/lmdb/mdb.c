@@ -1337,6 +1337,8 @@ struct MDB_env {
 	MDB_txn		*me_txn;		/**< current write transaction */
 	MDB_txn		*me_txn0;		/**< prealloc'd write transaction */
 	size_t		me_mapsize;		/**< size of the data memory map */
+	/** ShareDB: size of the data file as last seen by #mdb_env_grow_file() */
+	size_t		me_fsize;
 	off_t		me_size;		/**< current file size */
 	pgno_t		me_maxpg;		/**< me_mapsize / me_psize */
 	MDB_dbx		*me_dbxs;		/**< array of static DB info */
@@ -2218,6 +2220,69 @@ mdb_page_dirty(MDB_txn *txn, MDB_page *mp)
  *  will always be satisfied by a single contiguous chunk of memory.
  * @return 0 on success, non-zero on failure.
  */
+#ifndef _WIN32
+/** ShareDB: make the data file at least \b pages pages long.
+ *
+ * With #MDB_WRITEMAP, pages are written through the map, and a write
+ * to a page past the end of the file raises SIGBUS. Unpatched LMDB
+ * sizes the file to the whole map when it maps it; instead the file
+ * grows here, by at least an eighth, as new pages are allocated. The
+ * space is allocated, not left as a hole, so that a full disk fails
+ * this call with ENOSPC instead of raising SIGBUS at a later write.
+ * The file only grows: another process may have grown it further.
+ * Called by the writer, so only one process at a time grows it.
+ * @param[in] env the environment.
+ * @param[in] pages the number of pages the file must hold.
+ * @return 0 on success, non-zero on failure.
+ */
+static int
+mdb_env_grow_file(MDB_env *env, pgno_t pages)
+{
+	size_t needed = (size_t)pages * env->me_psize;
+	size_t size;
+	struct stat st;
+	int rc;
+
+	if (needed <= env->me_fsize)
+		return MDB_SUCCESS;
+	if (fstat(env->me_fd, &st) != 0)
+		return ErrCode();
+	env->me_fsize = st.st_size;
+	if (needed <= env->me_fsize)
+		return MDB_SUCCESS;
+	size = env->me_fsize + env->me_fsize / 8;
+	if (size < needed)
+		size = needed;
+	/* Round up to a whole MiB, within the map. */
+	size = (size + 0xfffff) & ~(size_t)0xfffff;
+	if (size > env->me_mapsize)
+		size = env->me_mapsize;
+	if (size < needed)
+		return MDB_MAP_FULL;
+#if defined(__APPLE__)
+	{
+		fstore_t store = {F_ALLOCATEALL, F_PEOFPOSMODE, 0,
+			(off_t)(size - env->me_fsize), 0};
+		if (fcntl(env->me_fd, F_PREALLOCATE, &store) == -1) {
+			store.fst_flags = F_ALLOCATEALL;
+			(void) fcntl(env->me_fd, F_PREALLOCATE, &store);
+		}
+	}
+	rc = ftruncate(env->me_fd, size) ? ErrCode() : 0;
+#else
+	do
+		rc = posix_fallocate(env->me_fd, env->me_fsize, size - env->me_fsize);
+	while (rc == EINTR);
+	if (rc == EINVAL || rc == EOPNOTSUPP)
+		rc = ftruncate(env->me_fd, size) ? ErrCode() : 0;
+#endif
+	if (rc)
+		return rc;
+	env->me_fsize = size;
+	return MDB_SUCCESS;
+}
+#endif
+
 static int
 mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 {
@@ -2361,6 +2426,12 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 			rc = MDB_MAP_FULL;
 			goto fail;
 	}
+#ifndef _WIN32
+	/* ShareDB: new pages at the end must lie within the file. */
+	if ((env->me_flags & MDB_WRITEMAP) &&
+		(rc = mdb_env_grow_file(env, pgno + num)) != 0)
+		goto fail;
+#endif
 
 search_done:
 	if (env->me_flags & MDB_WRITEMAP) {
@@ -4145,9 +4216,11 @@ mdb_env_map(MDB_env *env, void *addr)
 		mmap_flags |= MAP_NOSYNC;
 #endif
 	if (flags & MDB_WRITEMAP) {
+		/* ShareDB: the data file is not sized to the map here;
+		 * mdb_env_grow_file() grows it as pages are allocated, so
+		 * its size follows the data instead of the map.
+		 */
 		prot |= PROT_WRITE;
-		if (ftruncate(env->me_fd, env->me_mapsize) < 0)
-			return ErrCode();
 	}
 	env->me_map = mmap(addr, env->me_mapsize, prot, mmap_flags,
 		env->me_fd, 0);
