@@ -28,6 +28,10 @@ _SUFFIX = ".ShareDB"
 # Errors of opening a store that a read-only open can avoid.
 _READ_ONLY_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
+# Writes go through a writable map where the vendored LMDB grows the file
+# with the data (POSIX): a commit then costs no write system call.
+_WRITEMAP = sys.platform != "win32"
+
 # Maps are capped below this on 32-bit platforms, which cannot map more.
 _MAX_32BIT_MAP = 1 << 30
 
@@ -389,6 +393,7 @@ class ShareDB(_lmdb.Store):
                     max_readers=config.readers,
                     sync=self.durable,
                     readahead=False,
+                    writemap=_WRITEMAP,
                     map_grow=config.map_auto,
                     create=True,
                 )

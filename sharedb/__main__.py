@@ -1,0 +1,5 @@
+import sys
+
+from sharedb.cli import main
+
+sys.exit(main())
