@@ -4,11 +4,13 @@
    msgpack.unpackb decodes ext records, so those types behave exactly as
    in msgpack-python. */
 
+/* Python.h, included by codec.h, must come before the system headers
+   because it sets feature-test macros. */
+#include "codec.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "codec.h"
 
 /* Packing an object nested inside more than this many containers raises
    ValueError("recursion limit exceeded."), at the same depth as
@@ -779,6 +781,33 @@ done:
     return result;
 }
 
+/* Count one level of C recursion before packing the items of a
+   container.  NEST_LIMIT already bounds the recursion, so this only
+   guards a caller that is itself deep in C calls.  Python 3.10 and 3.11
+   count Python frames in the same budget, 1000 by default, which would
+   raise RecursionError before NEST_LIMIT, so they skip the check.
+   NOTE: Python 3.12 and later have a separate C budget, but a debug
+   build's can be below NEST_LIMIT and raise RecursionError where
+   msgpack-python packs. */
+static inline int
+enter_container(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (Py_EnterRecursiveCall(" while packing msgpack")) {
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+static inline void
+leave_container(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    Py_LeaveRecursiveCall();
+#endif
+}
+
 /* Pack a list or tuple.  Only here can an ExtType reach the encoder,
    because msgpack.ExtType is a tuple subclass.  msgpack-python tests for
    ExtType before it tests for tuples, and so does this function. */
@@ -803,20 +832,11 @@ pack_list_or_tuple(packer *packer, PyObject *obj, int depth, int in_key)
         return raise_bad_key(obj);
     }
 
-    /* The nesting limit alone bounds this recursion.  From Python 3.12
-       on, C calls have their own recursion budget, so the check below
-       cannot fire before the limit msgpack-python has.  Python 3.10 and
-       3.11 share one budget with Python frames, 1000 by default, which
-       would fail before 1024 levels. */
-#if PY_VERSION_HEX >= 0x030C0000
-    if (Py_EnterRecursiveCall(" while packing msgpack")) {
+    if (enter_container() < 0) {
         return -1;
     }
-#endif
     result = pack_sequence(packer, obj, depth, in_key);
-#if PY_VERSION_HEX >= 0x030C0000
-    Py_LeaveRecursiveCall();
-#endif
+    leave_container();
     return result;
 }
 
@@ -828,20 +848,16 @@ pack_any_dict(packer *packer, PyObject *obj, int depth, int in_key)
     if (in_key) {
         return raise_bad_key(obj);
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    if (Py_EnterRecursiveCall(" while packing msgpack")) {
+    if (enter_container() < 0) {
         return -1;
     }
-#endif
     if (PyDict_CheckExact(obj)) {
         result = pack_dict(packer, obj, depth);
     }
     else {
         result = pack_dict_subclass(packer, obj, depth);
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    Py_LeaveRecursiveCall();
-#endif
+    leave_container();
     return result;
 }
 

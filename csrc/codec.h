@@ -53,16 +53,18 @@ enum {
 /* Append the msgpack encoding of obj to out.  Returns 0, or -1 with an
    exception set: TypeError for an object msgpack cannot encode or a map
    key that could not be read back as a dict key, OverflowError for an int
-   outside [-2**63, 2**64), ValueError past 511 levels of nesting,
-   UnicodeEncodeError for a str with lone surrogates.  On failure out may
-   hold a partial encoding. */
+   outside [-2**63, 2**64), ValueError for an object inside more than 1024
+   containers (msgpack-python's limit), UnicodeEncodeError for a str with
+   lone surrogates, RuntimeError for a dict or list that changes size
+   while it is packed.  On failure out may hold a partial encoding. */
 int sharedb_msgpack_pack(sharedb_state *state, PyObject *obj,
                          sharedb_buffer *out, int flags);
 
 /* Decode the single msgpack object that fills data[0:size].  Returns a
    new reference, or NULL with ValueError for truncated, malformed or
-   trailing data or nesting deeper than 1024 levels, and
-   UnicodeDecodeError for a str that is not UTF-8. */
+   trailing data or nesting deeper than 1024 levels, UnicodeDecodeError
+   for a str that is not UTF-8, TypeError for an unhashable map key, and
+   what msgpack.unpackb raises for a bad ext record. */
 PyObject *sharedb_msgpack_unpack(sharedb_state *state, const char *data,
                                  Py_ssize_t size);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #ifdef _WIN32
 #include <windows.h>
 #endif
@@ -61,14 +62,32 @@ sharedb_env_check(EnvObject *self)
     return 0;
 }
 
+static void
+env_unlink_open(EnvObject *self)
+{
+    EnvObject **link = &open_envs;
+
+    while (*link != NULL) {
+        if (*link == self) {
+            *link = self->next_open;
+            self->next_open = NULL;
+            return;
+        }
+        link = &(*link)->next_open;
+    }
+}
+
 /* Close the MDB_env.  Called only with no pins left, so no other thread
    uses the handle.  mdb_env_close() takes no lock that another process
-   could hold, so the GIL stays held. */
+   could hold, so the GIL stays held.  The environment leaves the list of
+   open ones only now, so that its file cannot be opened a second time
+   while the first handle still exists. */
 static void
 env_close_handle(EnvObject *self)
 {
     MDB_env *env = self->env;
 
+    env_unlink_open(self);
     if (env == NULL) {
         return;
     }
@@ -92,21 +111,6 @@ sharedb_env_unpin(EnvObject *self)
     self->pins--;
     if (self->pins == 0 && self->closed && !env_is_inherited(self)) {
         env_close_handle(self);
-    }
-}
-
-static void
-env_unlink_open(EnvObject *self)
-{
-    EnvObject **link = &open_envs;
-
-    while (*link != NULL) {
-        if (*link == self) {
-            *link = self->next_open;
-            self->next_open = NULL;
-            return;
-        }
-        link = &(*link)->next_open;
     }
 }
 
@@ -149,8 +153,8 @@ env_close(EnvObject *self)
         return;
     }
     self->closed = 1;
-    env_unlink_open(self);
     if (self->env == NULL) {
+        env_unlink_open(self);
         return;
     }
     if (env_is_inherited(self)) {
@@ -158,6 +162,7 @@ env_close(EnvObject *self)
            process's LMDB state, so the child leaves them alone. */
         self->env = NULL;
         self->read_pool_count = 0;
+        env_unlink_open(self);
         return;
     }
 
@@ -537,6 +542,22 @@ file_identity(const char *path, unsigned long long *device,
 #endif
 }
 
+/* Longest wait, in milliseconds, for another thread to finish closing
+   the environment of a file that is being opened again. */
+#define CLOSE_WAIT_MS 10000
+
+static void
+sleep_one_millisecond(void)
+{
+#ifdef _WIN32
+    Sleep(1);
+#else
+    struct timespec delay = {0, 1000000};
+
+    nanosleep(&delay, NULL);
+#endif
+}
+
 static EnvObject *
 find_open_env(unsigned long long device, unsigned long long inode)
 {
@@ -761,9 +782,17 @@ env_finish_open(EnvObject *self)
     MDB_txn *txn;
     int rc;
 
+    MDB_stat stat;
+
     if (!(self->flags & MDB_NOLOCK) && env_reader_check(self) < 0) {
         return -1;
     }
+    rc = mdb_env_stat(self->env, &stat);
+    if (rc != 0) {
+        sharedb_raise_lmdb(self->state, rc, "mdb_env_stat", self->path);
+        return -1;
+    }
+    self->page_size = stat.ms_psize;
     txn = sharedb_env_read_begin(self);
     if (txn == NULL) {
         return -1;
@@ -824,13 +853,36 @@ env_open(EnvObject *self, const open_options *options)
     if (found < 0) {
         goto done;
     }
-    if (found && find_open_env(device, inode) != NULL) {
-        PyErr_Format(self->state->error,
-                     "the data file of %R is already open in this process; "
-                     "LMDB's locks break when a process opens an "
-                     "environment twice, so use the open Environment",
-                     self->path);
-        goto done;
+    if (found) {
+        EnvObject *other = find_open_env(device, inode);
+
+        /* A closed environment whose handle a call of another thread
+           still uses closes when that call ends; opening the file again
+           before then would break LMDB's locks, so wait for it. */
+        for (int waited = 0; other != NULL && other->closed &&
+                             waited < CLOSE_WAIT_MS; waited++) {
+            PyThread_release_lock(open_lock);
+            Py_BEGIN_ALLOW_THREADS
+            sleep_one_millisecond();
+            PyThread_acquire_lock(open_lock, WAIT_LOCK);
+            Py_END_ALLOW_THREADS
+            other = find_open_env(device, inode);
+        }
+        if (other != NULL && other->closed) {
+            PyErr_Format(self->state->error,
+                         "%R is still being closed: a call of another "
+                         "thread uses it; retry when that call ends",
+                         self->path);
+            goto done;
+        }
+        if (other != NULL) {
+            PyErr_Format(self->state->error,
+                         "the data file of %R is already open in this "
+                         "process; LMDB's locks break when a process opens "
+                         "an environment twice, so use the open "
+                         "Environment", self->path);
+            goto done;
+        }
     }
     if (!options->create && !found) {
         PyErr_Format(PyExc_FileNotFoundError,
@@ -1369,6 +1421,17 @@ env_copy(EnvObject *self, PyObject *args, PyObject *kwargs)
     if (sharedb_env_check(self) < 0) {
         goto done;
     }
+    if (!compact &&
+        sharedb_env_load_owner(self) == PyThread_get_thread_ident()) {
+        /* A plain copy takes the writer lock for a moment, to read the
+           meta pages while no commit changes them. */
+        PyErr_Format(self->state->lmdb_errors[MDB_BAD_TXN - MDB_KEYEXIST],
+                     "this thread has a write transaction open on %R, and "
+                     "copy() needs the writer lock for a moment; commit or "
+                     "abort the transaction first, or copy with "
+                     "compact=True", self->path);
+        goto done;
+    }
     if (!(self->flags & MDB_NOSUBDIR) && make_directory(target) < 0) {
         goto done;
     }
@@ -1532,6 +1595,35 @@ done:
     return (PyObject *)db;
 }
 
+PyDoc_STRVAR(env_set_alloc_limits_doc,
+"_set_alloc_limits(insert, delete)\n"
+"--\n"
+"\n"
+"Cap the data file, in bytes, for the writes of a ShareDB store: insert\n"
+"for writes that add records, delete for the ones that only remove\n"
+"them.  0 lifts a cap.  Raises ValueError for a negative size.");
+
+static PyObject *
+env_set_alloc_limits(EnvObject *self, PyObject *args)
+{
+    Py_ssize_t insert;
+    Py_ssize_t delete;
+
+    if (!PyArg_ParseTuple(args, "nn:_set_alloc_limits", &insert, &delete)) {
+        return NULL;
+    }
+    if (insert < 0 || delete < 0) {
+        PyErr_SetString(PyExc_ValueError, "limits must not be negative");
+        return NULL;
+    }
+    if (sharedb_env_check(self) < 0) {
+        return NULL;
+    }
+    self->insert_limit = (size_t)insert / self->page_size;
+    self->delete_limit = (size_t)delete / self->page_size;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(env_close_doc,
 "close()\n"
 "--\n"
@@ -1626,19 +1718,38 @@ env_traverse(EnvObject *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Warn about and close an environment collected while open.  Runs
+   while the object is still alive, as warnings may refer to it. */
+static void
+env_finalize(EnvObject *self)
+{
+    PyObject *type;
+    PyObject *value;
+    PyObject *traceback;
+
+    if (self->closed || self->env == NULL || env_is_inherited(self)) {
+        env_close(self);
+        return;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed Environment %R",
+                              self->path) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    env_close(self);
+    PyErr_Restore(type, value, traceback);
+}
+
 static void
 env_dealloc(EnvObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
 
-    PyObject_GC_UnTrack(self);
-    if (!self->closed && self->env != NULL && !env_is_inherited(self)) {
-        if (PyErr_ResourceWarning((PyObject *)self, 1,
-                                  "unclosed Environment %R",
-                                  self->path) < 0) {
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        /* The finalizer resurrected the object. */
+        return;
     }
+    PyObject_GC_UnTrack(self);
     /* Transactions hold a strong reference to their environment, so
        none is left open here. */
     env_close(self);
@@ -1673,6 +1784,8 @@ static PyMethodDef env_methods[] = {
     {"open_db", (PyCFunction)(void (*)(void))env_open_db,
      METH_VARARGS | METH_KEYWORDS, env_open_db_doc},
     {"flags", (PyCFunction)env_flags, METH_NOARGS, env_flags_doc},
+    {"_set_alloc_limits", (PyCFunction)env_set_alloc_limits, METH_VARARGS,
+     env_set_alloc_limits_doc},
     {"close", (PyCFunction)env_close_method, METH_NOARGS, env_close_doc},
     {"__enter__", (PyCFunction)env_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)env_exit, METH_VARARGS, NULL},
@@ -1724,6 +1837,7 @@ static PyType_Slot env_slots[] = {
     {Py_tp_doc, (void *)env_doc},
     {Py_tp_new, env_new},
     {Py_tp_dealloc, env_dealloc},
+    {Py_tp_finalize, env_finalize},
     {Py_tp_traverse, env_traverse},
     {Py_tp_repr, env_repr},
     {Py_tp_methods, env_methods},

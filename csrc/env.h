@@ -49,6 +49,13 @@ typedef struct EnvObject {
 
     int map_grow;               /* double the map when it fills */
     MDB_dbi main_dbi;           /* handle of the unnamed database */
+    unsigned int page_size;     /* LMDB page size in bytes */
+
+    /* Page limits below the map for writes by the store: one for writes
+       that add records, a higher one for deletes, so that a full capped
+       store keeps room to delete.  0 means no limit. */
+    size_t insert_limit;
+    size_t delete_limit;
 
     /* Identity of the data file, to refuse opening it twice in one
        process: LMDB's POSIX locks are per process, and closing a second
@@ -133,5 +140,9 @@ int sharedb_env_dbi(EnvObject *env, PyObject *arg, MDB_dbi *dbi);
 /* Remove txn from the list of open Transaction objects. */
 void sharedb_env_unlink_txn(EnvObject *env, TxnObject *txn);
 void sharedb_env_link_txn(EnvObject *env, TxnObject *txn);
+
+/* Defined by the vendored mdb.c (vendor/lmdb/patches/0002): new pages
+   may only be allocated below pages, or anywhere in the map for 0. */
+int mdb_env_set_alloclimit(MDB_env *env, size_t pages);
 
 #endif /* SHAREDB_ENV_H */

@@ -660,11 +660,13 @@ typedef struct write_op write_op;
 struct write_op {
     int (*run)(write_op *op, MDB_txn *txn, MDB_dbi dbi);
     const char *call;           /* LMDB call named in error messages */
-    int frees_space;            /* deletes only, so it may use the room
-                                   kept past a capped map's size */
+    int frees_space;            /* deletes only, so it may use the room a
+                                   capped store keeps for deletes */
     const packed *key;
     const packed *value;
     const batch *records;
+    size_t first;               /* range of records to write */
+    size_t end;
     int changed;
     Py_ssize_t writes;          /* records written or deleted */
     int found;                  /* the key was present */
@@ -823,7 +825,7 @@ run_put_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
     const batch *records = op->records;
 
-    for (size_t i = 0; i < records->count; i++) {
+    for (size_t i = op->first; i < op->end; i++) {
         const batch_entry *entry = &records->entries[i];
         MDB_val key;
         MDB_val value;
@@ -838,8 +840,8 @@ run_put_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
             return rc;
         }
     }
-    op->changed = records->count > 0;
-    op->writes = (Py_ssize_t)records->count;
+    op->changed = op->end > op->first;
+    op->writes = (Py_ssize_t)(op->end - op->first);
     return 0;
 }
 
@@ -848,7 +850,7 @@ run_delete_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
     const batch *records = op->records;
 
-    for (size_t i = 0; i < records->count; i++) {
+    for (size_t i = op->first; i < op->end; i++) {
         const batch_entry *entry = &records->entries[i];
         MDB_val key;
         int rc;
@@ -866,6 +868,46 @@ run_delete_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     }
     op->changed = op->writes > 0;
     return 0;
+}
+
+/* A key no store record can have: msgpack keys are one whole msgpack
+   object, which b"\x00" followed by more bytes is not, and pickle keys
+   start with b"\x80". */
+static const char ADVANCE_KEY[] = "\0sharedb:advance";
+
+/* Change nothing, in a transaction that still commits: LMDB reuses the
+   pages a transaction frees only two commits later, so after a large
+   delete a capped store may need one more commit before new records
+   fit. */
+static int
+run_advance(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_val key;
+    MDB_val value;
+    MDB_val copy;
+    int rc;
+
+    key.mv_size = sizeof(ADVANCE_KEY) - 1;
+    key.mv_data = (void *)ADVANCE_KEY;
+    rc = mdb_get(txn, dbi, &key, &value);
+    if (rc == 0) {
+        /* Written by something else through the binding: keep it. */
+        rc = copy_val(&copy, &value);
+        if (rc == 0) {
+            rc = mdb_put(txn, dbi, &key, &copy, 0);
+            PyMem_RawFree(copy.mv_data);
+        }
+    }
+    else if (rc == MDB_NOTFOUND) {
+        value.mv_size = 0;
+        value.mv_data = (void *)"";
+        rc = mdb_put(txn, dbi, &key, &value, 0);
+        if (rc == 0) {
+            rc = mdb_del(txn, dbi, &key, NULL);
+        }
+    }
+    op->changed = rc == 0;
+    return rc;
 }
 
 static PyObject *
@@ -912,26 +954,25 @@ store_count_writes(StoreObject *self, EnvObject *env, Py_ssize_t writes)
     return 0;
 }
 
-/* Room added to a full capped map so that deletes, which copy the pages
-   they change like every LMDB write, can still run: this many bytes,
-   doubled on each retry. */
-#define DELETE_ROOM (1 << 20)
-
 /* Run op in one write transaction.  Returns an LMDB code. */
 static int
 store_run_write(EnvObject *env, write_op *op)
 {
     unsigned long thread = PyThread_get_thread_ident();
+    size_t limit = op->frees_space ? env->delete_limit : env->insert_limit;
     MDB_txn *txn = NULL;
     int rc;
 
     /* Everything in this region is C memory the GIL does not guard:
        packed bytes owned by the caller and the pinned environment.
-       Beginning waits for the writer lock of all processes. */
+       Beginning waits for the writer lock of all processes; the page
+       limit is set while the lock is held, since only the writer's page
+       allocator reads it. */
     sharedb_env_pin(env);
     Py_BEGIN_ALLOW_THREADS
     rc = sharedb_env_write_begin_nogil(env, NULL, thread, &txn);
     if (rc == 0) {
+        mdb_env_set_alloclimit(env->env, limit);
         rc = op->run(op, txn, env->main_dbi);
         if (rc == 0 && op->changed) {
             rc = sharedb_env_write_end_nogil(env, txn, 1, 1);
@@ -945,81 +986,152 @@ store_run_write(EnvObject *env, write_op *op)
     return rc;
 }
 
-/* Run op in a write transaction, resizing the map and retrying when
-   LMDB asks for it.  Returns -1 with an exception set on failure. */
+/* Commit a transaction that changes nothing.  Returns an LMDB code. */
 static int
-store_write(StoreObject *self, EnvObject *env, write_op *op)
+store_advance(EnvObject *env)
 {
-    PyObject *map_full = self->state->lmdb_errors[MDB_MAP_FULL -
-                                                  MDB_KEYEXIST];
-    size_t capped_size = 0;
-    size_t room = DELETE_ROOM;
-    int status = -1;
+    write_op op;
 
-    for (int attempt = 0;; attempt++) {
+    memset(&op, 0, sizeof(op));
+    op.run = run_advance;
+    op.frees_space = 1;
+    return store_run_write(env, &op);
+}
+
+/* Ask the Python side to read the saved map size again, in case another
+   process raised the cap.  Returns 1 if the limits grew, 0 if not. */
+static int
+store_cap_raised(StoreObject *self, EnvObject *env)
+{
+    size_t before = env->insert_limit;
+    PyObject *result;
+
+    if (before == 0) {
+        return 0;
+    }
+    result = PyObject_CallMethod((PyObject *)self, "_reload_map_size", NULL);
+    if (result == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(result);
+    return env->insert_limit > before;
+}
+
+/* Run op in a write transaction, retrying when LMDB asks for a larger
+   map or a capped store needs one more commit to reuse freed pages.
+   Returns an LMDB code, with no exception set. */
+static int
+store_try_write(StoreObject *self, EnvObject *env, write_op *op,
+                int *remap_error)
+{
+    int advanced = 0;
+    int reloaded = 0;
+
+    *remap_error = 0;
+    for (int attempt = 0; attempt < MAX_REMAPS; attempt++) {
         int rc;
 
         op->changed = 0;
         op->writes = 0;
         write_op_clear_found(op);
-        if (sharedb_env_check_writable(env) < 0) {
-            break;
-        }
         rc = store_run_write(env, op);
         if (rc == 0) {
-            if (!op->changed) {
-                op->writes = 0;
-            }
-            status = store_count_writes(self, env, op->writes);
-            break;
+            return 0;
         }
         write_op_clear_found(op);
-        if (attempt < MAX_REMAPS &&
-            (rc == MDB_MAP_RESIZED || (rc == MDB_MAP_FULL && env->map_grow))) {
+        if (rc == MDB_MAP_RESIZED || (rc == MDB_MAP_FULL && env->map_grow)) {
             if (sharedb_env_remap(env, rc) < 0) {
-                break;
+                *remap_error = 1;
+                return rc;
             }
             continue;
         }
-        else if (attempt < MAX_REMAPS && rc == MDB_MAP_FULL &&
-                 op->frees_space) {
-            /* The store is at its cap.  The map grows a little for the
-               deletes and shrinks back after; LMDB keeps it at least as
-               large as the pages in use. */
-            size_t size = sharedb_env_map_size(env);
-
-            if (capped_size == 0) {
-                capped_size = size;
-            }
-            if (size != 0 &&
-                sharedb_env_resize(env, capped_size + room, map_full) == 0) {
-                room *= 2;
+        if (rc != MDB_MAP_FULL) {
+            return rc;
+        }
+        if (!advanced) {
+            advanced = 1;
+            if (store_advance(env) == 0) {
                 continue;
             }
-            PyErr_Clear();
         }
-        if (rc == MDB_MAP_FULL) {
-            raise_map_full(self);
+        if (!reloaded) {
+            reloaded = 1;
+            if (store_cap_raised(self, env)) {
+                continue;
+            }
         }
-        else if (sharedb_env_check(env) == 0) {
-            sharedb_raise_lmdb(self->state, rc, op->call, env->path);
-        }
-        break;
+        return rc;
     }
+    return MDB_MAP_FULL;
+}
 
-    if (capped_size != 0 && env->pins == 0 && !env->closed) {
-        /* Back to the cap, so that new records cannot use the room. */
-        PyObject *type;
-        PyObject *value;
-        PyObject *traceback;
+/* Delete op's records in ever smaller transactions when they do not fit
+   in one: a capped store that is full has only the room it keeps for
+   deletes.  Returns an LMDB code. */
+static int
+store_delete_in_parts(StoreObject *self, EnvObject *env, write_op *op)
+{
+    size_t end = op->end;
+    size_t part = (op->end - op->first + 1) / 2;
+    Py_ssize_t deleted = 0;
+    int remap_error;
+    int rc = 0;
 
-        PyErr_Fetch(&type, &value, &traceback);
-        if (sharedb_env_resize(env, capped_size, map_full) < 0) {
-            PyErr_Clear();
+    while (op->first < end) {
+        op->end = op->first + part < end ? op->first + part : end;
+        rc = store_try_write(self, env, op, &remap_error);
+        if (rc == MDB_MAP_FULL && part > 1) {
+            part /= 2;
+            continue;
         }
-        PyErr_Restore(type, value, traceback);
+        if (rc != 0) {
+            break;
+        }
+        deleted += op->writes;
+        op->first = op->end;
     }
-    return status;
+    op->writes = deleted;
+    op->changed = deleted > 0;
+    return rc;
+}
+
+/* Run op in a write transaction, resizing the map and retrying when
+   LMDB asks for it.  Returns -1 with an exception set on failure. */
+static int
+store_write(StoreObject *self, EnvObject *env, write_op *op)
+{
+    int remap_error;
+    int rc;
+
+    if (sharedb_env_check_writable(env) < 0) {
+        return -1;
+    }
+    rc = store_try_write(self, env, op, &remap_error);
+    if (rc == MDB_MAP_FULL && op->records != NULL && op->frees_space &&
+        op->end - op->first > 1) {
+        /* NOTE: a batch delete that does not fit in the room of a full
+           capped store is split into several transactions; a failure
+           midway leaves the parts before it deleted. */
+        rc = store_delete_in_parts(self, env, op);
+    }
+    if (rc == 0) {
+        if (!op->changed) {
+            op->writes = 0;
+        }
+        return store_count_writes(self, env, op->writes);
+    }
+    if (remap_error) {
+        return -1;
+    }
+    if (rc == MDB_MAP_FULL) {
+        raise_map_full(self);
+    }
+    else if (sharedb_env_check(env) == 0) {
+        sharedb_raise_lmdb(self->state, rc, op->call, env->path);
+    }
+    return -1;
 }
 
 static void
@@ -1681,6 +1793,8 @@ store_write_batch(StoreObject *self, PyObject *iterable, int pairs)
         write_op_init(&op, pairs ? run_put_batch : run_delete_batch,
                       pairs ? "mdb_put" : "mdb_del");
         op.records = &records;
+        op.first = 0;
+        op.end = records.count;
         op.frees_space = !pairs;
         status = store_write(self, env, &op);
     }
@@ -2345,11 +2459,6 @@ store_dealloc(StoreObject *self)
     PyTypeObject *type = Py_TYPE(self);
 
     PyObject_GC_UnTrack(self);
-    if (type->tp_finalize != NULL) {
-        if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
-            return;
-        }
-    }
     store_clear_refs(self);
     Py_CLEAR(self->module);
     type->tp_free(self);

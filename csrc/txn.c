@@ -331,17 +331,22 @@ txn_dealloc(TxnObject *self)
             txn_end(self, 0, "it was deleted");
         }
         else {
+            PyObject *type;
+            PyObject *value;
+            PyObject *traceback;
+
             /* LMDB's writer lock can only be released by the thread
                that took it, so the transaction and its environment are
                left open: other writers wait until that thread exits. */
-            PyErr_WarnFormat(PyExc_ResourceWarning, 1,
-                             "a write transaction on %R was deleted in a "
-                             "thread other than the one that began it, "
-                             "so it cannot be aborted; its writer lock "
-                             "stays held", self->env->path);
-            if (PyErr_Occurred()) {
+            PyErr_Fetch(&type, &value, &traceback);
+            if (PyErr_WarnFormat(PyExc_ResourceWarning, 1,
+                                 "a write transaction on %R was deleted in "
+                                 "a thread other than the one that began "
+                                 "it, so it cannot be aborted; its writer "
+                                 "lock stays held", self->env->path) < 0) {
                 PyErr_WriteUnraisable(NULL);
             }
+            PyErr_Restore(type, value, traceback);
             sharedb_env_unlink_txn(self->env, self);
             if (self->parent != NULL) {
                 self->parent->child = NULL;

@@ -1339,6 +1339,10 @@ struct MDB_env {
 	size_t		me_mapsize;		/**< size of the data memory map */
 	/** ShareDB: size of the data file as last seen by #mdb_env_grow_file() */
 	size_t		me_fsize;
+	/** ShareDB: pages may only be allocated below this page number, or
+	 *	anywhere in the map if it is 0. Set by #mdb_env_set_alloclimit().
+	 */
+	pgno_t		me_alloclimit;
 	off_t		me_size;		/**< current file size */
 	pgno_t		me_maxpg;		/**< me_mapsize / me_psize */
 	MDB_dbx		*me_dbxs;		/**< array of static DB info */
@@ -2339,6 +2343,12 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 			i = mop_len;
 			do {
 				pgno = mop[i];
+				/* ShareDB: the list is in descending order, so
+				 * past the limit no later page fits either; read
+				 * more freeDB records instead.
+				 */
+				if (env->me_alloclimit && pgno + num > env->me_alloclimit)
+					break;
 				if (mop[i-n2] == pgno+n2)
 					goto search_done;
 			} while (--i > n2);
@@ -2426,14 +2436,22 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 			rc = MDB_MAP_FULL;
 			goto fail;
 	}
+
+search_done:
+	/* ShareDB: the allocation limit applies to reused pages too (see
+	 * the search above), so the pages above it stay free for the writes
+	 * allowed past it.
+	 */
+	if (env->me_alloclimit && pgno + num > env->me_alloclimit) {
+		rc = MDB_MAP_FULL;
+		goto fail;
+	}
 #ifndef _WIN32
 	/* ShareDB: new pages at the end must lie within the file. */
-	if ((env->me_flags & MDB_WRITEMAP) &&
+	if (!i && (env->me_flags & MDB_WRITEMAP) &&
 		(rc = mdb_env_grow_file(env, pgno + num)) != 0)
 		goto fail;
 #endif
-
-search_done:
 	if (env->me_flags & MDB_WRITEMAP) {
 		np = (MDB_page *)(env->me_map + env->me_psize * pgno);
 	} else {
@@ -4288,6 +4306,28 @@ mdb_env_set_mapsize(MDB_env *env, size_t size)
 	if (env->me_psize)
 		env->me_maxpg = env->me_mapsize / env->me_psize;
 	MDB_TRACE(("%p, %"Yu"", env, size));
+	return MDB_SUCCESS;
+}
+
+/** ShareDB: limit the pages a write transaction may allocate to those
+ * below page number \b pages, or lift the limit with 0, without moving
+ * the map.
+ *
+ * Allocating a page past the limit, new or from the free list, fails
+ * with #MDB_MAP_FULL as at the end of the map, so a store can be capped
+ * below a larger map that never has to move, and the pages between two
+ * limits can be kept for some writes only. Only the allocator reads
+ * the limit, so the writer of the environment may change it inside its
+ * own transaction; other threads must not call this while a write
+ * transaction is open.
+ * @param[in] env the environment.
+ * @param[in] pages the maximum number of pages, or 0.
+ * @return 0.
+ */
+int ESECT
+mdb_env_set_alloclimit(MDB_env *env, size_t pages)
+{
+	env->me_alloclimit = (pgno_t)pages;
 	return MDB_SUCCESS;
 }
 
