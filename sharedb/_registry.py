@@ -28,15 +28,22 @@ class Shared:
 
 
 _lock = threading.Lock()
+_reopen_lock = threading.Lock()
 _shared: dict[tuple[int, int], Shared] = {}
 
 
 def _forget_after_fork() -> None:
     """Start empty in a forked child: inherited environments are unusable
-    there, and another thread of the parent may have held the lock."""
-    global _lock
+    there, and another thread of the parent may have held the locks."""
+    global _lock, _reopen_lock
     _lock = threading.Lock()
+    _reopen_lock = threading.Lock()
     _shared.clear()
+
+
+def reopen_lock() -> threading.Lock:
+    """Return the lock that serializes reopening stores after fork()."""
+    return _reopen_lock
 
 
 if hasattr(os, "register_at_fork"):

@@ -3,10 +3,10 @@
 Pickle writes a reference to an earlier object when the same object
 appears twice (its memo), so two equal tuples of strings can pickle to
 different bytes depending on which strings are the same object, and a set
-pickles in an order that depends on the string hash seed. A key must
-address the same record whatever objects it was built from, so before
-pickling, keys are rebuilt so that equal parts are the same object and
-sets come out in a fixed order.
+pickles in its iteration order, which for strings depends on the hash
+seed of the process. A key must address the same record whatever objects
+it was built from and in whichever process, so before pickling, keys are
+rebuilt: equal parts become one object, and sets get a fixed order.
 
 Keys that are a lone int, float, str, bytes or bool never reach this
 module: the C core pickles them directly.
@@ -14,6 +14,7 @@ module: the C core pickles them directly.
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
 from typing import Any
@@ -21,18 +22,67 @@ from typing import Any
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 # Types whose equal instances are merged into one object. Pickle memoizes
-# exactly these among the builtins, so merging them decides whether it
-# writes a reference or a second copy. Values of other builtin types
-# (int, float, bool, None) are never memoized.
+# these among the builtins, so merging them decides whether it writes a
+# reference or a second copy; ints, floats, bools and None are never
+# memoized.
 _MERGED_ATOMS = (str, bytes)
 
+# Types whose hash does not depend on the hash seed, so a set of them
+# iterates in the same order in every process.
+_STABLE_HASH_TYPES = (int, float, bool, complex, type(None))
 
-class _SortedSet:
-    """Stand-in for a set or frozenset that pickles its items sorted.
+# Builtin types that pickle reads back without importing anything.
+_PLAIN_TYPES = (str, bytes, bytearray, int, float, bool, complex, type(None))
 
-    Unpickling calls the original type with the sorted list, so the key
-    reads back as the set it was.
+
+def pickle_key(key: object) -> bytes:
+    """Return the canonical pickle bytes of key.
+
+    Tuples of ints, floats, strs, bytes and bools keep the bytes that
+    pickle.dumps gives when their equal strs and bytes are one object,
+    and sets of numbers the bytes it gives for a set built in sorted
+    order. Raises what pickling raises, and TypeError for a key whose
+    pickle cannot be loaded back.
     """
+    canonicalizer = _Canonicalizer()
+    rebuilt = canonicalizer.rebuild(key)
+    if canonicalizer.fixed_order_sets:
+        buffer = io.BytesIO()
+        _FixedOrderPickler(buffer, PROTOCOL).dump(rebuilt)
+        data = buffer.getvalue()
+    else:
+        data = pickle.dumps(rebuilt, PROTOCOL)
+    if not _is_plain(key, 0):
+        try:
+            pickle.loads(data)
+        except Exception as exc:
+            raise TypeError(
+                f"the pickle of this key cannot be loaded back ({exc}), so it "
+                f"cannot be stored"
+            ) from exc
+    return data
+
+
+def _is_plain(obj: object, depth: int) -> bool:
+    """True if obj is made only of builtin types that pickle loads back
+    without importing anything."""
+    if depth > 50:
+        return False
+    kind = type(obj)
+    if kind in _PLAIN_TYPES:
+        return True
+    if kind in (tuple, list, set, frozenset):
+        return all(_is_plain(item, depth + 1) for item in obj)  # type: ignore[attr-defined]
+    if kind is dict:
+        return all(
+            _is_plain(key, depth + 1) and _is_plain(value, depth + 1)
+            for key, value in obj.items()  # type: ignore[attr-defined]
+        )
+    return False
+
+
+class _FixedOrderSet:
+    """A set or frozenset to pickle with its items in a given order."""
 
     __slots__ = ("kind", "items")
 
@@ -40,27 +90,38 @@ class _SortedSet:
         self.kind = kind
         self.items = items
 
-    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
-        return (self.kind, (self.items,))
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
-def pickle_key(key: object) -> bytes:
-    """Return the canonical pickle bytes of key.
+class _FixedOrderPickler(pickle._Pickler):  # type: ignore[name-defined]
+    """The pure-Python pickler, which writes the same bytes as the C one,
+    writing each _FixedOrderSet with the set opcodes of its kind and its
+    items in their given order."""
 
-    Tuples of ints, floats, strs, bytes and bools whose equal strs and
-    bytes are already one object keep the bytes plain pickle.dumps gives.
-    """
-    return pickle.dumps(_Canonicalizer().rebuild(key), PROTOCOL)
+    def save_fixed_order_set(self, obj: _FixedOrderSet) -> None:
+        if obj.kind is frozenset:
+            self.save_frozenset(obj)
+        else:
+            self.save_set(obj)
+
+    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+    dispatch[_FixedOrderSet] = save_fixed_order_set
 
 
 class _Canonicalizer:
-    """Rebuild a key so that equal parts are one object."""
+    """Rebuild a key so that equal parts are one object and sets have a
+    fixed order."""
 
     def __init__(self) -> None:
         # Maps a signature of exact type and value to the first object
         # with it. The signature tells 1, 1.0 and True apart, which
         # compare equal but pickle differently.
         self.merged: dict[object, object] = {}
+        self.fixed_order_sets = False
 
     def rebuild(self, obj: object) -> object:
         return self._rebuild(obj)[0]
@@ -74,16 +135,12 @@ class _Canonicalizer:
         if kind in _MERGED_ATOMS:
             signature = (kind, obj)
             return self._share(signature, obj), signature
-        if kind is tuple:
+        if kind is tuple or kind is list:
             parts = [self._rebuild(item) for item in obj]  # type: ignore[attr-defined]
-            signature = (tuple, tuple(part[1] for part in parts))
-            rebuilt = tuple(part[0] for part in parts)
+            signature = (kind, tuple(part[1] for part in parts))
+            items = [part[0] for part in parts]
+            rebuilt = tuple(items) if kind is tuple else items
             return self._share(signature, rebuilt), signature
-        if kind is list:
-            parts = [self._rebuild(item) for item in obj]  # type: ignore[attr-defined]
-            signature = (list, tuple(part[1] for part in parts))
-            rebuilt_list = [part[0] for part in parts]
-            return self._share(signature, rebuilt_list), signature
         if kind is dict:
             return self._rebuild_dict(obj)  # type: ignore[arg-type]
         if kind is set or kind is frozenset:
@@ -96,8 +153,9 @@ class _Canonicalizer:
             rebuilt_key, key_signature = self._rebuild(key)
             rebuilt_value, value_signature = self._rebuild(value)
             order = pickle.dumps(rebuilt_key, PROTOCOL)
-            entries.append((order, rebuilt_key, rebuilt_value, key_signature,
-                            value_signature))
+            entries.append(
+                (order, rebuilt_key, rebuilt_value, key_signature, value_signature)
+            )
         entries.sort(key=lambda entry: entry[0])
         signature = (dict, tuple((entry[3], entry[4]) for entry in entries))
         rebuilt = {entry[1]: entry[2] for entry in entries}
@@ -106,9 +164,27 @@ class _Canonicalizer:
     def _rebuild_set(self, kind: type, obj: Any) -> tuple[object, object]:
         parts = [self._rebuild(item) for item in obj]
         parts.sort(key=lambda part: pickle.dumps(part[0], PROTOCOL))
+        items = [part[0] for part in parts]
         signature = (kind, tuple(part[1] for part in parts))
-        rebuilt = _SortedSet(kind, [part[0] for part in parts])
+        rebuilt: object
+        if all(_has_stable_hash(item) for item in items):
+            # Built from sorted items, the set iterates in the same order
+            # in every process, as a set of the same numbers built in
+            # that order does.
+            rebuilt = kind(items)
+        else:
+            rebuilt = _FixedOrderSet(kind, items)
+            self.fixed_order_sets = True
         return self._share(signature, rebuilt), signature
+
+
+def _has_stable_hash(obj: object) -> bool:
+    kind = type(obj)
+    if kind in _STABLE_HASH_TYPES:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_has_stable_hash(item) for item in obj)  # type: ignore[attr-defined]
+    return False
 
 
 def _leaf_signature(obj: object) -> object:

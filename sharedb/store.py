@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sharedb import _config, _lmdb, _registry, _serial
+from sharedb import _config, _lmdb, _mapsize, _registry, _serial
 from sharedb._config import Config, ConfigError
 from sharedb._version import __version__
 
@@ -31,13 +31,6 @@ _READ_ONLY_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS)
 # Writes go through a writable map where the vendored LMDB grows the file
 # with the data (POSIX): a commit then costs no write system call.
 _WRITEMAP = sys.platform != "win32"
-
-# Maps are capped below this on 32-bit platforms, which cannot map more.
-_MAX_32BIT_MAP = 1 << 30
-
-# First map size of a growing store where the map cannot cover the disk
-# (Windows, where LMDB 0.9 sizes the file to the map, and 32-bit builds).
-_INITIAL_GROWING_MAP = 64 << 20
 
 
 class InvalidArgumentError(TypeError, ValueError):
@@ -160,29 +153,6 @@ def _remove(path: str) -> None:
         shutil.rmtree(bare)
     elif os.path.lexists(bare):
         os.remove(bare)
-
-
-def _max_map_size() -> int:
-    return _MAX_32BIT_MAP if sys.maxsize < 2**32 else sys.maxsize // 4
-
-
-def _auto_map_size(path: str) -> tuple[int, int]:
-    """Return (map size to open with, map size to save) for an uncapped
-    store.
-
-    Where LMDB leaves the file as large as its data (POSIX 64-bit), the
-    map covers the whole disk, so the store never fills before the disk
-    and never has to be remapped. Elsewhere the map starts small and
-    doubles when it fills.
-    """
-    total = shutil.disk_usage(path).total
-    if sys.platform == "win32" or sys.maxsize < 2**32:
-        try:
-            used = os.path.getsize(os.path.join(path, "data.mdb"))
-        except OSError:
-            used = 0
-        return max(_INITIAL_GROWING_MAP, 2 * used), total
-    return min(total, _max_map_size()), total
 
 
 class ShareDB(_lmdb.Store):
@@ -342,9 +312,9 @@ class ShareDB(_lmdb.Store):
                 config.readers = readers
             if buffer_size is not None:
                 config.sync_threshold = buffer_size
-            if not saved.map_auto and saved.map_size >= shutil.disk_usage(
+            if not saved.map_auto and saved.map_size >= _mapsize.disk_size(
                 store_path
-            ).total:
+            ):
                 # A 2.0.2 store opened with map_size=None saved the size
                 # of the disk; treat it as uncapped.
                 config.map_auto = True
@@ -352,13 +322,9 @@ class ShareDB(_lmdb.Store):
                 config.map_auto = False
 
         if config.map_auto:
-            open_size, saved_size = _auto_map_size(store_path)
-            config.map_size = saved_size
-        else:
-            if map_size is not None:
-                config.map_size = min(map_size, _max_map_size())
-            open_size = config.map_size
-        self._open_map_size = open_size
+            config.map_size = _mapsize.disk_size(store_path)
+        elif map_size is not None:
+            config.map_size = min(map_size, _mapsize.max_map_size())
         if saved is None or config != saved:
             try:
                 _config.save(store_path, config)
@@ -381,10 +347,13 @@ class ShareDB(_lmdb.Store):
         except OSError:
             return False
 
-    def _open_env(self, config: Config) -> _lmdb.Environment:
+    def _open_env(self, config: Config, plan: _mapsize.MapPlan) -> _lmdb.Environment:
         """Open the environment, with a smaller map if the address space
         cannot hold the first choice."""
-        size = self._open_map_size
+        size = plan.open_size
+        smallest = max(
+            _mapsize.INITIAL_GROWING_MAP, 0 if config.map_auto else config.map_size
+        )
         while True:
             try:
                 return _lmdb.Environment(
@@ -394,11 +363,11 @@ class ShareDB(_lmdb.Store):
                     sync=self.durable,
                     readahead=False,
                     writemap=_WRITEMAP,
-                    map_grow=config.map_auto,
+                    map_grow=plan.grow,
                     create=True,
                 )
             except MemoryError:
-                if not config.map_auto or size <= _INITIAL_GROWING_MAP:
+                if size // 2 < smallest:
                     raise
                 size //= 2
             except OSError as exc:
@@ -417,15 +386,18 @@ class ShareDB(_lmdb.Store):
                 )
 
     def _open(self, config: Config) -> None:
+        plan = _mapsize.plan(self.path, config.map_size, config.map_auto)
         try:
             shared = _registry.acquire(
-                self.path, self.durable, lambda: self._open_env(config)
+                self.path, self.durable, lambda: self._open_env(config, plan)
             )
         except (_lmdb.Error, OSError) as exc:
             raise InvalidArgumentError(
                 f"cannot open the store {self.path}: {exc}"
             ) from exc
         try:
+            if not shared.env.readonly:
+                shared.env._set_alloc_limits(plan.insert_limit, plan.delete_limit)
             self._attach(
                 shared.env,
                 config.serial,
@@ -445,11 +417,8 @@ class ShareDB(_lmdb.Store):
         self._release = weakref.finalize(self, _registry.release, shared)
         logger.debug("opened %s", self.path)
 
-    def _reopen_after_fork(self) -> None:
-        """Open the store again in a child process created by fork()."""
-        self._release.detach()
-        self._detach()
-        config = Config(
+    def _saved_config(self) -> Config:
+        return Config(
             serial=self.serial,
             compress=self.compress,
             readers=self.max_readers,
@@ -457,13 +426,40 @@ class ShareDB(_lmdb.Store):
             map_size=self.max_map_size,
             map_auto=self._map_auto,
         )
-        if config.map_auto:
-            self._open_map_size = _auto_map_size(self.path)[0]
-        else:
-            self._open_map_size = config.map_size
-        pending = self.pending_writes
-        self._open(config)
-        self.pending_writes = pending
+
+    def _reopen_after_fork(self) -> None:
+        """Open the store again in a child process created by fork().
+
+        Several threads of the child may get here at once; the first one
+        reopens, and the others find the store already reopened.
+        """
+        with _registry.reopen_lock():
+            if self._env is not None and not self._env.closed:
+                return
+            self._release.detach()
+            pending = self.pending_writes
+            self._open(self._saved_config())
+            self.pending_writes = pending
+
+    def _reload_map_size(self) -> None:
+        """Adopt a larger cap that another process saved; called by the C
+        core when a capped store is full."""
+        try:
+            saved = _config.load(self.path)
+        except (OSError, ConfigError):
+            return
+        env = self._env
+        if env is None or env.readonly:
+            return
+        if saved.map_auto and _mapsize.VIRTUAL_MAP:
+            self._map_auto = True
+            self.max_map_size = saved.map_size
+            env._set_alloc_limits(0, 0)
+        elif not saved.map_auto and saved.map_size > self.max_map_size:
+            self.max_map_size = saved.map_size
+            plan = _mapsize.plan(self.path, saved.map_size, False)
+            if plan.open_size <= env.info()["map_size"]:
+                env._set_alloc_limits(plan.insert_limit, plan.delete_limit)
 
     # Closing ---------------------------------------------------------
 

@@ -1,0 +1,354 @@
+"""Tests of a store's map size: a capped store filling up, and an
+uncapped one growing.
+
+The contract says that a full capped map raises an exception that is a
+MemoryError (sharedb.MapFullError), that the failed transaction is
+rolled back and that every earlier write stays readable. Deleting
+records from a full store works and frees room for new writes. With
+map_size=None the store grows while other processes have it open, and a
+larger map_size given at reopen takes effect and is saved.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+
+import pytest
+from conftest import run_python
+
+from sharedb import MapFullError, ShareDB
+
+# Map size of the capped stores: 1 MiB holds a few hundred records.
+CAP = 1 << 20
+# Value of the records that fill a store, about a quarter of a page.
+VALUE = b"v" * 1000
+# Maximum wait for a child process before the test fails.
+TIMEOUT = 60
+
+
+def fill(db: ShareDB, start: int = 0) -> int:
+    """Write VALUE under start, start + 1, ... until the map is full.
+
+    Returns the first key that did not fit.
+    """
+    key = start
+    while True:
+        try:
+            db[key] = VALUE
+        except MapFullError:
+            return key
+        key += 1
+        if key - start > 100_000:
+            pytest.fail("a capped store never filled up")
+
+
+def full_error(db: ShareDB, key: object = "one more") -> BaseException:
+    """Return the exception of a write to the full store db."""
+    with pytest.raises(Exception) as caught:
+        db[key] = VALUE
+    return caught.value
+
+
+@pytest.fixture
+def full(open_store) -> tuple[ShareDB, int]:
+    """A store capped at CAP, filled with VALUE under 0 ... count - 1."""
+    db = open_store(map_size=CAP)
+    return db, fill(db)
+
+
+# A full capped store ----------------------------------------------------
+
+
+def test_capacity_full_map_raises_memory_error(full):
+    db, _ = full
+
+    assert isinstance(full_error(db), MemoryError)
+
+
+def test_capacity_full_map_raises_map_full_error(full):
+    db, _ = full
+
+    assert isinstance(full_error(db), MapFullError)
+
+
+def test_capacity_full_map_keeps_earlier_records(full):
+    db, count = full
+    full_error(db)
+
+    assert count > 100
+    assert len(db) == count
+    assert all(db[key] == VALUE for key in range(count))
+
+
+def test_capacity_failed_write_not_visible(full):
+    db, count = full
+    full_error(db, "failed")
+
+    assert "failed" not in db
+    assert db.get(count) is None
+
+
+def test_capacity_failed_multiset_writes_nothing(full):
+    db, count = full
+    with pytest.raises(MemoryError):
+        db.multiset((("batch", number), VALUE) for number in range(50))
+
+    assert len(db) == count
+    assert (
+        list(db.has_multikey(("batch", number) for number in range(50))) == [False] * 50
+    )
+
+
+def test_capacity_full_store_readable_elsewhere(full):
+    db, count = full
+    result = run_python(
+        """
+        import sys
+        from sharedb import ShareDB
+
+        db = ShareDB(sys.argv[1])
+        print(len(db), all(db[key] == b"v" * 1000 for key in range(len(db))))
+        """,
+        db.path,
+        timeout=TIMEOUT,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{count} True\n"
+
+
+# Deleting from a full store ----------------------------------------------
+
+
+def delete_half(db: ShareDB, count: int, method: str) -> None:
+    """Delete the first half of the records in key order (every record
+    for clear) with method.
+
+    A contiguous half frees whole pages. Deleting every other record
+    would leave most pages half full, which frees little room for new
+    keys.
+    """
+    first_half = list(db.keys())[: count // 2]
+    if method == "del":
+        for key in first_half:
+            del db[key]
+    elif method == "pop":
+        for key in first_half:
+            db.pop(key)
+    elif method == "multiremove":
+        db.multiremove(first_half)
+    else:
+        db.clear()
+
+
+def left_after(count: int, method: str) -> int:
+    return 0 if method == "clear" else count - count // 2
+
+
+METHODS = ["del", "pop", "multiremove", "clear"]
+
+
+def test_capacity_full_store_del_one(full):
+    db, _ = full
+    del db[0]
+
+    assert 0 not in db
+
+
+def test_capacity_full_store_pop_one(full):
+    db, _ = full
+
+    assert db.pop(0) == VALUE
+    assert 0 not in db
+
+
+def test_capacity_full_store_multiremove(full):
+    db, count = full
+    db.multiremove(range(10))
+
+    assert len(db) == count - 10
+    assert not any(db.has_multikey(range(10)))
+
+
+def test_capacity_full_store_clear(full):
+    db, _ = full
+    db.clear()
+
+    assert len(db) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_capacity_deletes_leave_other_records(full, method):
+    db, count = full
+    second_half = list(db.keys())[count // 2 :]
+    delete_half(db, count, method)
+    remaining = [] if method == "clear" else second_half
+
+    assert len(db) == left_after(count, method)
+    assert list(db.keys()) == remaining
+    assert all(db[key] == VALUE for key in remaining)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_capacity_writes_continue_after_deletes(full, method):
+    db, count = full
+    delete_half(db, count, method)
+    new = {("new", number): bytes([number]) * 1000 for number in range(50)}
+    for key, value in new.items():
+        db[key] = value
+
+    assert len(db) == left_after(count, method) + 50
+    assert all(db[key] == value for key, value in new.items())
+
+
+def test_capacity_delete_after_listing_full_store(full):
+    """Deleting the keys listed from a full store works once the listing
+    is done."""
+    db, count = full
+    for key in list(db.keys()):
+        if key % 2 == 0:
+            del db[key]
+
+    assert len(db) == count // 2
+    assert all(key % 2 == 1 for key in db.keys())
+
+
+def test_capacity_delete_under_snapshot_fails_cleanly(full):
+    """An open iteration keeps every page of its snapshot, so deletes from
+    a full store under it run out of the room kept for deletes. That is
+    a documented limit: the delete raises MapFullError and loses
+    nothing."""
+    db, count = full
+    deleted = 0
+    with pytest.raises(MemoryError):
+        for key in db.keys():
+            del db[key]
+            deleted += 1
+
+    assert deleted > 0
+    assert len(db) == count - deleted
+    assert all(db[key] == VALUE for key in db.keys())
+
+
+def test_capacity_cap_holds_after_delete_cycles(full):
+    """The room a delete at the cap borrows is given back: refilling the
+    store after deletes never takes it past map_size."""
+    db, count = full
+    data_file = os.path.join(db.path, "data.mdb")
+    next_key = count
+    sizes = []
+    for cycle in range(60):
+        keys = list(db.keys())
+        if cycle % 3 == 0:
+            db.multiremove(keys[: len(keys) // 2])
+        elif cycle % 3 == 1:
+            for key in keys[:50]:
+                del db[key]
+        else:
+            db.clear()
+        next_key = fill(db, next_key)
+        sizes.append(os.path.getsize(data_file))
+
+    assert max(sizes) <= CAP
+
+
+# Raising the cap -----------------------------------------------------------
+
+
+def test_capacity_larger_map_size_raises_cap(full, open_store):
+    db, count = full
+    db.close()
+    reopened = open_store(map_size=4 * CAP)
+    more = fill(reopened, count)
+
+    assert reopened.max_map_size == 4 * CAP
+    assert more >= 3 * count
+    assert all(reopened[key] == VALUE for key in range(more))
+
+
+def test_capacity_larger_map_size_is_saved(full, open_store):
+    db, _ = full
+    db.close()
+    reopened = open_store(map_size=4 * CAP)
+    config = configparser.ConfigParser()
+    config.read(os.path.join(reopened.path, "ShareDB.config"))
+    result = run_python(
+        """
+        import sys
+        from sharedb import ShareDB
+
+        print(ShareDB(sys.argv[1]).max_map_size)
+        """,
+        reopened.path,
+        timeout=TIMEOUT,
+    )
+
+    assert config.getint("ShareDB Config", "mslimit") == 4 * CAP
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{4 * CAP}\n"
+
+
+def test_capacity_cap_raised_elsewhere_keeps_reads(full):
+    """Another process raises the cap and writes past the old one while
+    this process has an iteration open: reads here keep working."""
+    db, count = full
+    iterator = db.keys()
+    next(iterator)
+    result = run_python(
+        """
+        import sys
+        from sharedb import ShareDB
+
+        db = ShareDB(sys.argv[1], map_size=int(sys.argv[2]))
+        count = int(sys.argv[3])
+        db.multiset((("other", number), b"o" * 1000) for number in range(count))
+        """,
+        db.path,
+        str(8 * CAP),
+        str(count),
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+
+    assert db[1] == VALUE
+    assert db[("other", count - 1)] == b"o" * 1000
+    assert len(list(iterator)) == count - 1
+
+
+# An uncapped store growing ---------------------------------------------------
+
+
+def test_capacity_unlimited_map_grows_across_processes(open_store):
+    """One process writes 200 MiB into a store another process has open;
+    the other reads all of it."""
+    db = open_store("growing")
+    db["start"] = 1
+    records, size = 200, 1 << 20
+    try:
+        result = run_python(
+            """
+            import sys
+            from sharedb import ShareDB
+
+            db = ShareDB(sys.argv[1])
+            for number in range(int(sys.argv[2])):
+                db[number] = bytes([number % 256]) * int(sys.argv[3])
+            db.close()
+            """,
+            db.path,
+            str(records),
+            str(size),
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        file_size = os.path.getsize(os.path.join(db.path, "data.mdb"))
+        intact = all(
+            db[number] == bytes([number % 256]) * size for number in range(records)
+        )
+
+        assert file_size >= records * size
+        assert len(db) == records + 1
+        assert intact
+    finally:
+        db.drop()
