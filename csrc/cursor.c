@@ -30,7 +30,7 @@ sharedb_cursor_close_handle(CursorObject *self)
     }
     mdb_cursor_close(self->cursor);
     self->cursor = NULL;
-    self->positioned = 0;
+    self->positioned = SHAREDB_CURSOR_UNPLACED;
     sharedb_txn_unlink_cursor(self->txn, self);
 }
 
@@ -75,7 +75,7 @@ sharedb_cursor_open(TxnObject *txn, MDB_dbi dbi)
     self->txn = (TxnObject *)Py_NewRef(txn);
     self->cursor = NULL;
     self->dbi = dbi;
-    self->positioned = 0;
+    self->positioned = SHAREDB_CURSOR_UNPLACED;
     self->prev_open = NULL;
     self->next_open = NULL;
 
@@ -147,16 +147,29 @@ cursor_move(CursorObject *self, MDB_cursor_op op, MDB_val *key)
     }
     rc = mdb_cursor_get(self->cursor, &found_key, &value, op);
     if (rc == MDB_NOTFOUND) {
-        self->positioned = 0;
+        self->positioned = SHAREDB_CURSOR_UNPLACED;
         return 0;
     }
     if (rc != 0) {
-        self->positioned = 0;
+        self->positioned = SHAREDB_CURSOR_UNPLACED;
         cursor_raise(self, rc, "mdb_cursor_get");
         return -1;
     }
-    self->positioned = 1;
+    self->positioned = SHAREDB_CURSOR_ON_RECORD;
     return 1;
+}
+
+/* Step the cursor forward (MDB_NEXT) or backward (MDB_PREV).  LMDB
+   keeps a position after a failed search or a step past either end, so
+   an unplaced cursor is sent to the first or last record instead.
+   Returns as cursor_move(). */
+static int
+cursor_step_from_state(CursorObject *self, MDB_cursor_op op)
+{
+    if (self->positioned != SHAREDB_CURSOR_ON_RECORD) {
+        op = op == MDB_NEXT ? MDB_FIRST : MDB_LAST;
+    }
+    return cursor_move(self, op, NULL);
 }
 
 /* Read the current record into key and value.  The pointers stay valid
@@ -167,13 +180,13 @@ cursor_current(CursorObject *self, MDB_val *key, MDB_val *value)
 {
     int rc;
 
-    if (!self->positioned) {
+    if (self->positioned != SHAREDB_CURSOR_ON_RECORD) {
         return 0;
     }
     rc = mdb_cursor_get(self->cursor, key, value, MDB_GET_CURRENT);
     if (rc == MDB_NOTFOUND || rc == EINVAL) {
-        /* The record was deleted, or the cursor was never placed. */
-        self->positioned = 0;
+        /* The record was deleted, and no record follows it. */
+        self->positioned = SHAREDB_CURSOR_UNPLACED;
         return 0;
     }
     if (rc != 0) {
@@ -244,7 +257,12 @@ cursor_step(CursorObject *self, MDB_cursor_op op)
     if (cursor_check(self) < 0) {
         return NULL;
     }
-    found = cursor_move(self, op, NULL);
+    if (op == MDB_NEXT || op == MDB_PREV) {
+        found = cursor_step_from_state(self, op);
+    }
+    else {
+        found = cursor_move(self, op, NULL);
+    }
     if (found < 0) {
         return NULL;
     }
@@ -315,13 +333,14 @@ cursor_seek(CursorObject *self, PyObject *key, MDB_cursor_op op)
         return NULL;
     }
     if (view.len == 0) {
-        /* LMDB rejects an empty search key; none can be stored, so
+        /* LMDB rejects an empty search key.  No record has one, so
            set_key finds nothing and set_range starts at the first. */
         PyBuffer_Release(&view);
-        found = cursor_move(self, op == MDB_SET_RANGE ? MDB_FIRST : MDB_SET,
-                            NULL);
-        if (op == MDB_SET_KEY && found > 0) {
-            self->positioned = 0;
+        if (op == MDB_SET_RANGE) {
+            found = cursor_move(self, MDB_FIRST, NULL);
+        }
+        else {
+            self->positioned = SHAREDB_CURSOR_UNPLACED;
             found = 0;
         }
     }
@@ -494,16 +513,16 @@ cursor_put(CursorObject *self, PyObject *args, PyObject *kwargs)
     rc = mdb_cursor_put(self->cursor, &key_val, &value_val, flags);
     PyBuffer_Release(&key_view);
     PyBuffer_Release(&value_view);
-    if (rc == MDB_KEYEXIST && !overwrite) {
+    if (rc == MDB_KEYEXIST && !overwrite && !append) {
         /* LMDB leaves the cursor on the existing record. */
-        self->positioned = 1;
+        self->positioned = SHAREDB_CURSOR_ON_RECORD;
         Py_RETURN_FALSE;
     }
     if (rc != 0) {
-        self->positioned = 0;
+        self->positioned = SHAREDB_CURSOR_UNPLACED;
         return cursor_raise(self, rc, "mdb_cursor_put");
     }
-    self->positioned = 1;
+    self->positioned = SHAREDB_CURSOR_ON_RECORD;
     Py_RETURN_TRUE;
 }
 
@@ -536,7 +555,8 @@ cursor_delete(CursorObject *self, PyObject *Py_UNUSED(ignored))
     /* LMDB marks the cursor so that MDB_GET_CURRENT reads the record
        that moved into the deleted one's place, if there is one. */
     rc = mdb_cursor_get(self->cursor, &key, &value, MDB_GET_CURRENT);
-    self->positioned = rc == 0;
+    self->positioned = rc == 0 ? SHAREDB_CURSOR_ON_RECORD
+                               : SHAREDB_CURSOR_UNPLACED;
     Py_RETURN_TRUE;
 }
 
@@ -631,23 +651,15 @@ cursor_iter_next(CursorIterObject *self)
     if (cursor_check(cursor) < 0) {
         return NULL;
     }
-    if (!self->started) {
-        self->started = 1;
-        if (!cursor->positioned) {
-            found = cursor_move(cursor, self->step == MDB_NEXT ? MDB_FIRST
-                                                               : MDB_LAST,
-                                NULL);
-            if (found <= 0) {
-                return NULL;
-            }
-        }
-    }
-    else {
-        found = cursor_move(cursor, self->step, NULL);
+    /* The first step yields the current record, if the cursor is on
+       one; every step after moves first. */
+    if (self->started || cursor->positioned != SHAREDB_CURSOR_ON_RECORD) {
+        found = cursor_step_from_state(cursor, self->step);
         if (found <= 0) {
             return NULL;
         }
     }
+    self->started = 1;
     return cursor_build(cursor, self->what);
 }
 

@@ -5,13 +5,22 @@
 
 #include "txn.h"
 
+/* Where a cursor is.  A cursor is unplaced until it is placed on a
+   record, and again after a failed search, a step past either end or
+   the deletion of the last record; stepping an unplaced cursor starts
+   at the first or last record. */
+enum {
+    SHAREDB_CURSOR_UNPLACED = 0,
+    SHAREDB_CURSOR_ON_RECORD = 1,
+};
+
 struct CursorObject {
     PyObject_HEAD
     PyObject *weakreflist;
     TxnObject *txn;             /* strong */
     MDB_cursor *cursor;         /* NULL once closed */
     MDB_dbi dbi;
-    int positioned;             /* the cursor points at a record */
+    int positioned;             /* SHAREDB_CURSOR_* */
     CursorObject *prev_open;    /* links of TxnObject.cursors */
     CursorObject *next_open;
 };

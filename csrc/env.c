@@ -22,6 +22,7 @@ typedef struct {
     EnvObject *env;             /* strong */
     PyObject *name;             /* bytes, or None for the main database */
     MDB_dbi dbi;
+    int deleted;                /* dropped with delete=True */
 } DatabaseObject;
 
 /* Environments open in this process, so that no data file is opened
@@ -459,6 +460,12 @@ sharedb_env_dbi(EnvObject *self, PyObject *arg, MDB_dbi *dbi)
         return -1;
     }
     db = (DatabaseObject *)arg;
+    if (db->deleted) {
+        PyErr_Format(self->state->lmdb_errors[MDB_BAD_DBI - MDB_KEYEXIST],
+                     "database %R was deleted by drop(delete=True); open "
+                     "it again with open_db()", db->name);
+        return -1;
+    }
     if (db->env != self) {
         PyErr_Format(PyExc_ValueError,
                      "database %R belongs to the environment %R, not to %R",
@@ -467,6 +474,15 @@ sharedb_env_dbi(EnvObject *self, PyObject *arg, MDB_dbi *dbi)
     }
     *dbi = db->dbi;
     return 0;
+}
+
+void
+sharedb_env_forget_db(EnvObject *self, PyObject *arg)
+{
+    (void)self;
+    if (arg != NULL && arg != Py_None) {
+        ((DatabaseObject *)arg)->deleted = 1;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1589,6 +1605,7 @@ env_open_db(EnvObject *self, PyObject *args, PyObject *kwargs)
     db->env = (EnvObject *)Py_NewRef(self);
     db->name = Py_NewRef(name_bytes);
     db->dbi = dbi;
+    db->deleted = 0;
 
 done:
     Py_XDECREF(name_bytes);

@@ -137,6 +137,10 @@ int sharedb_env_resize(EnvObject *env, size_t size, PyObject *error_class);
    Returns -1 with an exception set for a handle not from open_db(). */
 int sharedb_env_dbi(EnvObject *env, PyObject *arg, MDB_dbi *dbi);
 
+/* Mark the Database object db (from sharedb_env_dbi) as deleted: LMDB
+   closes its handle as soon as mdb_drop() deletes it. */
+void sharedb_env_forget_db(EnvObject *env, PyObject *db);
+
 /* Remove txn from the list of open Transaction objects. */
 void sharedb_env_unlink_txn(EnvObject *env, TxnObject *txn);
 void sharedb_env_link_txn(EnvObject *env, TxnObject *txn);

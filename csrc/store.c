@@ -2039,7 +2039,7 @@ store_iter_scan(StoreIterObject *self)
                              "was closed");
         return NULL;
     }
-    if (!cursor->positioned) {
+    if (cursor->positioned != SHAREDB_CURSOR_ON_RECORD) {
         op = self->reverse ? MDB_LAST : MDB_FIRST;
     }
     else {
@@ -2056,7 +2056,7 @@ store_iter_scan(StoreIterObject *self)
         return sharedb_raise_lmdb(store->state, rc, "mdb_cursor_get",
                                   self->txn->env->path);
     }
-    cursor->positioned = 1;
+    cursor->positioned = SHAREDB_CURSOR_ON_RECORD;
     if (self->kind != ITER_VALUES) {
         key = decode_key(store, &key_val);
         if (key == NULL) {

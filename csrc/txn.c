@@ -30,6 +30,24 @@ sharedb_get_buffer(PyObject *obj, Py_buffer *view, const char *name)
     return 0;
 }
 
+/* Raise BadValsizeError unless view is a key LMDB can store: 1 to
+   max_key_size() bytes.  Lookups check it too, so that a key that can
+   never be stored is an error everywhere, not a silent miss. */
+static int
+check_key_size(TxnObject *txn, const Py_buffer *view)
+{
+    int max_size = mdb_env_get_maxkeysize(txn->env->env);
+
+    if (view->len == 0 || view->len > max_size) {
+        PyErr_Format(txn->env->state->lmdb_errors[MDB_BAD_VALSIZE -
+                                                  MDB_KEYEXIST],
+                     "a key of %zd bytes cannot be stored (MDB_BAD_VALSIZE): "
+                     "LMDB keys are 1 to %d bytes", view->len, max_size);
+        return -1;
+    }
+    return 0;
+}
+
 static inline MDB_val
 view_to_val(const Py_buffer *view)
 {
@@ -162,8 +180,11 @@ sharedb_txn_end_for_close(TxnObject *self)
     return 1;
 }
 
-int
-sharedb_txn_check(TxnObject *self)
+/* Check that the transaction can be used, or ended if allow_child is
+   set, by this thread now.  A transaction whose environment was closed,
+   or that this process inherited through fork(), ends here. */
+static int
+txn_check_state(TxnObject *self, int allow_child)
 {
     EnvObject *env = self->env;
 
@@ -183,22 +204,27 @@ sharedb_txn_check(TxnObject *self)
                         "the transaction is in use by another call");
         return -1;
     }
-    if (env->closed || env->env == NULL) {
-        /* A write transaction of this thread left open by close(). */
-        txn_end(self, 0, "its environment was closed");
+    if (env->closed || env->env == NULL ||
+        env->fork_count != sharedb_fork_count()) {
+        txn_end(self, 0, env->fork_count != sharedb_fork_count()
+                ? "it was begun before fork(), in another process"
+                : "its environment was closed");
         sharedb_env_check(env);
         return -1;
     }
-    if (sharedb_env_check(env) < 0) {
-        return -1;
-    }
-    if (self->child != NULL) {
+    if (!allow_child && self->child != NULL) {
         PyErr_Format(env->state->lmdb_errors[MDB_BAD_TXN - MDB_KEYEXIST],
                      "the transaction has an open nested transaction; "
                      "commit or abort that first");
         return -1;
     }
     return 0;
+}
+
+int
+sharedb_txn_check(TxnObject *self)
+{
+    return txn_check_state(self, 0);
 }
 
 static int
@@ -422,6 +448,10 @@ txn_get(TxnObject *self, PyObject *args, PyObject *kwargs)
     if (sharedb_get_buffer(key, &key_view, "key") < 0) {
         return NULL;
     }
+    if (check_key_size(self, &key_view) < 0) {
+        PyBuffer_Release(&key_view);
+        return NULL;
+    }
     key_val = view_to_val(&key_view);
     self->busy = 1;
     rc = mdb_get(self->txn, dbi, &key_val, &value);
@@ -515,6 +545,10 @@ txn_put(TxnObject *self, PyObject *args, PyObject *kwargs)
     if (sharedb_get_buffer(key, &key_view, "key") < 0) {
         return NULL;
     }
+    if (check_key_size(self, &key_view) < 0) {
+        PyBuffer_Release(&key_view);
+        return NULL;
+    }
     if (sharedb_get_buffer(value, &value_view, "value") < 0) {
         PyBuffer_Release(&key_view);
         return NULL;
@@ -523,7 +557,9 @@ txn_put(TxnObject *self, PyObject *args, PyObject *kwargs)
                        put_flags(overwrite, append));
     PyBuffer_Release(&key_view);
     PyBuffer_Release(&value_view);
-    if (rc == MDB_KEYEXIST && !overwrite) {
+    /* With append, MDB_KEYEXIST also means a key out of order, which
+       is an error whatever overwrite says. */
+    if (rc == MDB_KEYEXIST && !overwrite && !append) {
         Py_RETURN_FALSE;
     }
     if (rc != 0) {
@@ -550,6 +586,10 @@ txn_swap(TxnObject *self, PyObject *key, PyObject *value, PyObject *db,
         return NULL;
     }
     if (sharedb_get_buffer(key, &key_view, "key") < 0) {
+        return NULL;
+    }
+    if (check_key_size(self, &key_view) < 0) {
+        PyBuffer_Release(&key_view);
         return NULL;
     }
     if (value != NULL &&
@@ -678,6 +718,10 @@ txn_delete(TxnObject *self, PyObject *args, PyObject *kwargs)
     if (sharedb_get_buffer(key, &key_view, "key") < 0) {
         return NULL;
     }
+    if (check_key_size(self, &key_view) < 0) {
+        PyBuffer_Release(&key_view);
+        return NULL;
+    }
     key_val = view_to_val(&key_view);
     rc = mdb_del(self->txn, dbi, &key_val, NULL);
     PyBuffer_Release(&key_view);
@@ -730,6 +774,9 @@ txn_drop(TxnObject *self, PyObject *args, PyObject *kwargs)
     self->busy = 0;
     if (rc != 0) {
         return txn_raise(self, rc, "mdb_drop", self->env->path);
+    }
+    if (delete) {
+        sharedb_env_forget_db(self->env, db);
     }
     Py_RETURN_NONE;
 }
@@ -820,13 +867,17 @@ batch_release(batch_record *records, Py_ssize_t count)
 }
 
 /* Fill up to BATCH_SIZE records from iterator; pairs says whether each
-   item is a (key, value) pair or a key.  Returns the count, or -1. */
+   item is a (key, value) pair or a key.  Returns the number of records
+   filled.  If reading or converting an item failed, *failed is set and
+   the exception is left set, after the records read before it. */
 static Py_ssize_t
-batch_fill(PyObject *iterator, batch_record *records, int pairs)
+batch_fill(TxnObject *txn, PyObject *iterator, batch_record *records,
+           int pairs, int *failed)
 {
     Py_ssize_t count = 0;
     PyObject *item;
 
+    *failed = 0;
     while (count < BATCH_SIZE && (item = PyIter_Next(iterator)) != NULL) {
         batch_record *record = &records[count];
         PyObject *key = item;
@@ -839,12 +890,17 @@ batch_fill(PyObject *iterator, batch_record *records, int pairs)
                              "each item must be a (key, value) tuple, not "
                              "%.200s", Py_TYPE(item)->tp_name);
                 Py_DECREF(item);
-                goto error;
+                *failed = 1;
+                return count;
             }
             key = PyTuple_GET_ITEM(item, 0);
             value = PyTuple_GET_ITEM(item, 1);
         }
         rc = sharedb_get_buffer(key, &record->key, "key");
+        if (rc == 0 && check_key_size(txn, &record->key) < 0) {
+            PyBuffer_Release(&record->key);
+            rc = -1;
+        }
         if (rc == 0 && value != NULL) {
             rc = sharedb_get_buffer(value, &record->value, "value");
             if (rc < 0) {
@@ -853,19 +909,14 @@ batch_fill(PyObject *iterator, batch_record *records, int pairs)
         }
         Py_DECREF(item);
         if (rc < 0) {
-            goto error;
+            *failed = 1;
+            return count;
         }
         record->has_value = value != NULL;
         count++;
     }
-    if (PyErr_Occurred()) {
-        goto error;
-    }
+    *failed = PyErr_Occurred() != NULL;
     return count;
-
-error:
-    batch_release(records, count);
-    return -1;
 }
 
 PyDoc_STRVAR(txn_putmulti_doc,
@@ -916,23 +967,29 @@ txn_putmulti(TxnObject *self, PyObject *args, PyObject *kwargs)
     }
 
     for (;;) {
+        PyObject *type = NULL;
+        PyObject *value = NULL;
+        PyObject *traceback = NULL;
         Py_ssize_t count;
         Py_ssize_t stored = 0;
         Py_ssize_t i;
         MDB_txn *txn;
+        int failed;
         int rc = 0;
 
         /* Reading the iterable runs Python code, which may end or use
-           the transaction, so it is checked again for each block. */
-        count = batch_fill(iterator, records, 1);
-        if (count < 0) {
-            goto done;
-        }
-        if (count == 0) {
+           the transaction, so it is checked again for each block.  The
+           records read before a bad item are stored before it raises. */
+        count = batch_fill(self, iterator, records, 1, &failed);
+        if (count == 0 && !failed) {
             break;
         }
-        if (txn_check_write(self) < 0) {
+        PyErr_Fetch(&type, &value, &traceback);
+        if (count > 0 && txn_check_write(self) < 0) {
             batch_release(records, count);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
             goto done;
         }
         txn = self->txn;
@@ -940,10 +997,10 @@ txn_putmulti(TxnObject *self, PyObject *args, PyObject *kwargs)
         Py_BEGIN_ALLOW_THREADS
         for (i = 0; i < count; i++) {
             MDB_val key = view_to_val(&records[i].key);
-            MDB_val value = view_to_val(&records[i].value);
+            MDB_val data = view_to_val(&records[i].value);
 
-            rc = mdb_put(txn, dbi, &key, &value, flags);
-            if (rc == MDB_KEYEXIST && !overwrite) {
+            rc = mdb_put(txn, dbi, &key, &data, flags);
+            if (rc == MDB_KEYEXIST && !overwrite && !append) {
                 rc = 0;
                 continue;
             }
@@ -954,11 +1011,18 @@ txn_putmulti(TxnObject *self, PyObject *args, PyObject *kwargs)
         }
         Py_END_ALLOW_THREADS
         self->busy = 0;
-        consumed += i < count ? i : count;
+        consumed += i;
         added += stored;
         batch_release(records, count);
         if (rc != 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
             txn_raise(self, rc, "mdb_put", self->env->path);
+            goto done;
+        }
+        if (failed) {
+            PyErr_Restore(type, value, traceback);
             goto done;
         }
         if (PyErr_CheckSignals() < 0) {
@@ -1019,15 +1083,18 @@ txn_getmulti(TxnObject *self, PyObject *args, PyObject *kwargs)
     }
 
     for (;;) {
-        Py_ssize_t count = batch_fill(iterator, records, 0);
         Py_ssize_t i;
         MDB_txn *txn;
+        int failed;
         int rc = 0;
+        Py_ssize_t count = batch_fill(self, iterator, records, 0, &failed);
 
-        if (count <= 0) {
-            if (count < 0) {
-                Py_CLEAR(result);
-            }
+        if (failed) {
+            batch_release(records, count);
+            Py_CLEAR(result);
+            break;
+        }
+        if (count == 0) {
             break;
         }
         if (sharedb_txn_check(self) < 0) {
@@ -1110,12 +1177,7 @@ txn_commit(TxnObject *self, PyObject *Py_UNUSED(ignored))
 {
     int rc;
 
-    if (self->txn == NULL || !txn_is_current_thread(self) || self->busy) {
-        sharedb_txn_check(self);
-        return NULL;
-    }
-    if (self->env->closed || self->env->env == NULL) {
-        sharedb_txn_check(self);
+    if (txn_check_state(self, 1) < 0) {
         return NULL;
     }
     rc = txn_end(self, 1, "it was committed");
