@@ -17,6 +17,7 @@ typedef struct {
     MDB_cursor_op step;         /* MDB_NEXT or MDB_PREV */
     int what;                   /* YIELD_KEYS, YIELD_VALUES or YIELD_ITEMS */
     int started;
+    int finished;               /* once exhausted, it stays exhausted */
 } CursorIterObject;
 
 /* ------------------------------------------------------------------ */
@@ -593,6 +594,7 @@ cursor_make_iter(CursorObject *self, PyObject *args, PyObject *kwargs,
     iter->step = step;
     iter->what = (keys ? YIELD_KEYS : 0) | (values ? YIELD_VALUES : 0);
     iter->started = 0;
+    iter->finished = 0;
     return (PyObject *)iter;
 }
 
@@ -653,9 +655,13 @@ cursor_iter_next(CursorIterObject *self)
     }
     /* The first step yields the current record, if the cursor is on
        one; every step after moves first. */
+    if (self->finished) {
+        return NULL;
+    }
     if (self->started || cursor->positioned != SHAREDB_CURSOR_ON_RECORD) {
         found = cursor_step_from_state(cursor, self->step);
         if (found <= 0) {
+            self->finished = found == 0;
             return NULL;
         }
     }

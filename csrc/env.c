@@ -1837,7 +1837,8 @@ PyDoc_STRVAR(env_doc,
 "or with subdir=False a single data file with a -lock file beside it.\n"
 "\n"
 "map_size is the maximum size of the data in bytes; map_grow=True\n"
-"doubles it whenever it fills.  max_readers sets the reader slots\n"
+"doubles it once the write transaction that found it full ends.\n"
+"max_readers sets the reader slots\n"
 "shared by all processes, max_dbs the number of named databases.\n"
 "sync=False skips the flush at each commit (an operating-system crash\n"
 "may then undo the last commits), metasync=False skips only the flush\n"
@@ -1846,7 +1847,9 @@ PyDoc_STRVAR(env_doc,
 "the OS not to read ahead (better for random access to large files),\n"
 "lock=False (read-only only) skips the lock file, meminit=False skips\n"
 "zeroing unused parts of written pages, and mode sets the permissions\n"
-"of new files.  A data file may be open once per process.  Raises\n"
+"of new files.  A data file may be open once per process.  An idle\n"
+"environment keeps one reader slot for its next read transaction.\n"
+"Raises\n"
 "OSError, InvalidError for a file that is not LMDB, VersionMismatchError,\n"
 "ValueError for invalid options, Error for a file already open here.");
 

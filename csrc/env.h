@@ -8,9 +8,11 @@
 typedef struct TxnObject TxnObject;
 
 /* Reset read transactions kept for reuse.  mdb_txn_renew() on a kept
-   transaction skips the reader-table search of mdb_txn_begin(); each kept
-   transaction holds one reader slot of the environment. */
-#define SHAREDB_READ_POOL_SIZE 4
+   transaction skips the reader-table lock and search of mdb_txn_begin(),
+   but each kept transaction holds a reader slot, which other processes
+   then cannot use: one per environment, as LMDB itself keeps one per
+   thread without MDB_NOTLS. */
+#define SHAREDB_READ_POOL_SIZE 1
 
 typedef struct EnvObject {
     PyObject_HEAD
@@ -48,6 +50,8 @@ typedef struct EnvObject {
     unsigned long write_owner;
 
     int map_grow;               /* double the map when it fills */
+    int grow_pending;           /* a write ran out of map; grow before the
+                                   next write transaction begins */
     MDB_dbi main_dbi;           /* handle of the unnamed database */
     unsigned int page_size;     /* LMDB page size in bytes */
 

@@ -232,10 +232,23 @@ sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
     }
 
     /* mdb_strerror() returns "MDB_MAP_FULL: Environment mapsize limit
-       reached" and the like, so the message carries the code's name. */
+       reached" and the like, so the message carries the code's name.  A
+       key shown as context is cut to 200 characters. */
     if (context != NULL) {
-        message = PyUnicode_FromFormat("%s failed on %R: %s", call, context,
+        PyObject *shown = PyObject_Repr(context);
+
+        if (shown != NULL && PyUnicode_GET_LENGTH(shown) > 200) {
+            Py_SETREF(shown, PyUnicode_Substring(shown, 0, 200));
+            if (shown != NULL) {
+                Py_SETREF(shown, PyUnicode_FromFormat("%U...", shown));
+            }
+        }
+        if (shown == NULL) {
+            goto done;
+        }
+        message = PyUnicode_FromFormat("%s failed on %U: %s", call, shown,
                                        mdb_strerror(rc));
+        Py_DECREF(shown);
     }
     else {
         message = PyUnicode_FromFormat("%s failed: %s", call,

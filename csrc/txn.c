@@ -160,6 +160,26 @@ txn_end(TxnObject *self, int commit, const char *reason)
         reason = "its commit failed";
     }
     txn_forget(self, reason);
+    if (rc == MDB_MAP_FULL && env->map_grow) {
+        env->grow_pending = 1;
+    }
+    if (env->grow_pending && env->pins == 0 && !env->closed) {
+        /* The write that found the map full has ended, and with it the
+           last transaction of this process, so the map can grow now;
+           if it cannot, the next write transaction tries again. */
+        PyObject *type;
+        PyObject *value;
+        PyObject *traceback;
+
+        PyErr_Fetch(&type, &value, &traceback);
+        if (sharedb_env_remap(env, MDB_MAP_FULL) == 0) {
+            env->grow_pending = 0;
+        }
+        else {
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, traceback);
+    }
     return rc;
 }
 
@@ -262,6 +282,14 @@ sharedb_txn_begin(EnvObject *env, TxnObject *parent, int write)
     }
     else if (write && sharedb_env_check_writable(env) < 0) {
         return NULL;
+    }
+    else if (write && env->grow_pending && env->pins == 0) {
+        /* A write of an earlier transaction found the map full; with
+           no transaction of this process left, it can grow now. */
+        if (sharedb_env_remap(env, MDB_MAP_FULL) < 0) {
+            return NULL;
+        }
+        env->grow_pending = 0;
     }
     else if (sharedb_env_check(env) < 0) {
         return NULL;
@@ -412,7 +440,21 @@ txn_copy_val(const MDB_val *val)
 static PyObject *
 txn_raise(TxnObject *self, int rc, const char *call, PyObject *key)
 {
-    return sharedb_raise_lmdb(self->env->state, rc, call, key);
+    EnvObject *env = self->env;
+
+    if (rc == MDB_MAP_FULL && env->map_grow) {
+        env->grow_pending = 1;
+    }
+    if (rc == EINVAL) {
+        /* Every argument LMDB checks is valid here but the handle: LMDB
+           rejects a database opened after the transaction began. */
+        return PyErr_Format(
+            env->state->lmdb_errors[MDB_BAD_DBI - MDB_KEYEXIST],
+            "%s failed: the database handle is not valid in this "
+            "transaction, which began before open_db() opened it; begin a "
+            "new transaction", call);
+    }
+    return sharedb_raise_lmdb(env->state, rc, call, key);
 }
 
 PyDoc_STRVAR(txn_get_doc,

@@ -16,6 +16,23 @@ SETTINGS = [("pickle", False), ("pickle", True), ("msgpack", False), ("msgpack",
 SETTING_IDS = [f"{serial}-{'zlib' if compress else 'plain'}" for serial, compress in SETTINGS]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="also run the long tests marked slow (many kills, fuzzing)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="a long run; select it with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def store_path(tmp_path) -> str:
     """Path of a store that does not exist yet."""
