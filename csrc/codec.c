@@ -986,13 +986,55 @@ take(unpacker *unpacker, unsigned long long size)
     return p;
 }
 
+/* Strings up to this many bytes go through the string cache. */
+#define CACHED_STRING_MAX 32
+
+/* Decode an ASCII str of length bytes at p, through the cache of the
+   codec. */
+static PyObject *
+decode_short_ascii(unpacker *unpacker, const unsigned char *p,
+                   Py_ssize_t length)
+{
+    PyObject **slot;
+    PyObject *text;
+    uint32_t hash = 2166136261u;
+
+    /* FNV-1a of the bytes picks the slot. */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        hash = (hash ^ p[i]) * 16777619u;
+    }
+    slot = &unpacker->state->codec.strings[hash &
+                                           (SHAREDB_STRING_CACHE_SIZE - 1)];
+    text = *slot;
+    if (text != NULL && PyUnicode_GET_LENGTH(text) == length &&
+        memcmp(PyUnicode_1BYTE_DATA(text), p, (size_t)length) == 0) {
+        return Py_NewRef(text);
+    }
+    text = PyUnicode_New(length, 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)length);
+    Py_XSETREF(*slot, Py_NewRef(text));
+    return text;
+}
+
 static PyObject *
 unpack_str(unpacker *unpacker, unsigned long long length)
 {
     const unsigned char *p = take(unpacker, length);
+    unsigned char high = 0;
 
     if (p == NULL) {
         return NULL;
+    }
+    if (length <= CACHED_STRING_MAX) {
+        for (unsigned long long i = 0; i < length; i++) {
+            high |= p[i];
+        }
+        if (high < 0x80) {
+            return decode_short_ascii(unpacker, p, (Py_ssize_t)length);
+        }
     }
     return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)length, NULL);
 }

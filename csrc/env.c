@@ -334,7 +334,8 @@ sharedb_env_check_writable(EnvObject *self)
     }
     if (self->flags & MDB_RDONLY) {
         PyErr_Format(self->state->readonly_error,
-                     "Environment %R was opened with readonly=True, so it "
+                     "Environment %R is read-only (opened with "
+                     "readonly=True, or on a read-only file system), so it "
                      "cannot begin a write transaction", self->path);
         return -1;
     }
@@ -791,6 +792,118 @@ env_open_handle(EnvObject *self, const open_options *options,
     return 0;
 }
 
+/* Order keys as LMDB's default comparison does: by their bytes, as
+   unsigned, and a prefix before the longer key.  LMDB's own version
+   calls memcmp(), whose setup costs more than the comparison of the
+   short keys a store has; searching a B-tree compares a key some twenty
+   times, so this is a large part of a lookup. */
+static int
+compare_keys(const MDB_val *a, const MDB_val *b)
+{
+    const unsigned char *left = (const unsigned char *)a->mv_data;
+    const unsigned char *right = (const unsigned char *)b->mv_data;
+    size_t common = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+
+    if (common > 16) {
+        int difference = memcmp(left, right, common);
+
+        if (difference != 0) {
+            return difference;
+        }
+    }
+    else {
+        for (size_t i = 0; i < common; i++) {
+            if (left[i] != right[i]) {
+                return (int)left[i] - (int)right[i];
+            }
+        }
+    }
+    if (a->mv_size == b->mv_size) {
+        return 0;
+    }
+    return a->mv_size < b->mv_size ? -1 : 1;
+}
+
+/* Use compare_keys for dbi, unless its flags ask for another order.
+   Every program must use the same order on a database; this is LMDB's
+   default order, so other programs that use the default stay correct.
+   Returns an LMDB code. */
+static int
+use_fast_compare(MDB_txn *txn, MDB_dbi dbi)
+{
+    unsigned int flags;
+    int rc = mdb_dbi_flags(txn, dbi, &flags);
+
+    if (rc != 0 || (flags & (MDB_REVERSEKEY | MDB_INTEGERKEY))) {
+        return rc;
+    }
+    return mdb_set_compare(txn, dbi, compare_keys);
+}
+
+/* Size of the open data file in bytes, or -1 with OSError set. */
+static long long
+data_file_size(EnvObject *self)
+{
+    mdb_filehandle_t fd;
+
+    if (mdb_env_get_fd(self->env, &fd) != 0) {
+        PyErr_SetString(PyExc_SystemError, "mdb_env_get_fd failed");
+        return -1;
+    }
+#ifdef _WIN32
+    {
+        LARGE_INTEGER size;
+
+        if (!GetFileSizeEx(fd, &size)) {
+            PyErr_SetFromWindowsErr(0);
+            return -1;
+        }
+        return (long long)size.QuadPart;
+    }
+#else
+    {
+        struct stat status;
+
+        if (fstat(fd, &status) != 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        return (long long)status.st_size;
+    }
+#endif
+}
+
+/* Raise CorruptedError if the data file is shorter than the pages its
+   meta page says are in use.  Reading such a page through the map
+   would raise SIGBUS and kill the process, so a truncated file is
+   refused at open. */
+static int
+check_file_size(EnvObject *self)
+{
+    MDB_envinfo info;
+    long long size;
+    long long needed;
+    int rc = mdb_env_info(self->env, &info);
+
+    if (rc != 0) {
+        sharedb_raise_lmdb(self->state, rc, "mdb_env_info", self->path);
+        return -1;
+    }
+    size = data_file_size(self);
+    if (size < 0) {
+        return -1;
+    }
+    needed = ((long long)info.me_last_pgno + 1) * self->page_size;
+    if (size < needed) {
+        PyErr_Format(self->state->lmdb_errors[MDB_CORRUPTED - MDB_KEYEXIST],
+                     "the data file of %R is truncated: it has %lld bytes, "
+                     "but its last committed page ends at byte %lld; "
+                     "restore it from a backup", self->path, size, needed);
+        return -1;
+    }
+    return 0;
+}
+
 /* Open the main database handle and free stale reader slots. */
 static int
 env_finish_open(EnvObject *self)
@@ -809,11 +922,17 @@ env_finish_open(EnvObject *self)
         return -1;
     }
     self->page_size = stat.ms_psize;
+    if (check_file_size(self) < 0) {
+        return -1;
+    }
     txn = sharedb_env_read_begin(self);
     if (txn == NULL) {
         return -1;
     }
     rc = mdb_dbi_open(txn, NULL, 0, &self->main_dbi);
+    if (rc == 0) {
+        rc = use_fast_compare(txn, self->main_dbi);
+    }
     sharedb_env_read_end(self, txn);
     if (rc != 0) {
         sharedb_raise_lmdb(self->state, rc, "mdb_dbi_open", self->path);
@@ -1570,6 +1689,9 @@ env_open_db(EnvObject *self, PyObject *args, PyObject *kwargs)
                       name_bytes == Py_None ? NULL
                                             : PyBytes_AS_STRING(name_bytes),
                       write ? MDB_CREATE : 0, &dbi);
+    if (rc == 0) {
+        rc = use_fast_compare(txn, dbi);
+    }
     if (write) {
         int end_rc;
 
@@ -1636,8 +1758,16 @@ env_set_alloc_limits(EnvObject *self, PyObject *args)
     if (sharedb_env_check(self) < 0) {
         return NULL;
     }
+    /* A limit below one page still limits: to one page, which no write
+       can fit in. */
     self->insert_limit = (size_t)insert / self->page_size;
     self->delete_limit = (size_t)delete / self->page_size;
+    if (insert > 0 && self->insert_limit == 0) {
+        self->insert_limit = 1;
+    }
+    if (delete > 0 && self->delete_limit == 0) {
+        self->delete_limit = 1;
+    }
     Py_RETURN_NONE;
 }
 

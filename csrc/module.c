@@ -202,6 +202,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->codec.timestamp_type);
     Py_VISIT(state->codec.packb);
     Py_VISIT(state->codec.unpackb);
+    for (int i = 0; i < SHAREDB_STRING_CACHE_SIZE; i++) {
+        Py_VISIT(state->codec.strings[i]);
+    }
     return sharedb_errors_traverse(state, visit, arg);
 }
 
@@ -221,6 +224,9 @@ module_clear(PyObject *module)
     Py_CLEAR(state->codec.timestamp_type);
     Py_CLEAR(state->codec.packb);
     Py_CLEAR(state->codec.unpackb);
+    for (int i = 0; i < SHAREDB_STRING_CACHE_SIZE; i++) {
+        Py_CLEAR(state->codec.strings[i]);
+    }
     sharedb_errors_clear(state);
     return 0;
 }

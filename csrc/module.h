@@ -9,14 +9,23 @@
 
 #include "lmdb.h"
 
-/* Objects the msgpack codec borrows from the msgpack package.  They are
-   imported on first use, so that importing the extension does not import
-   msgpack. */
+/* Number of entries of the cache of decoded short strings; a power of
+   two. */
+#define SHAREDB_STRING_CACHE_SIZE 1024
+
+/* Objects the msgpack codec borrows from the msgpack package, imported on
+   first use so that importing the extension does not import msgpack, and
+   the codec's cache of decoded strings. */
 typedef struct {
     PyObject *ext_type;         /* msgpack.ExtType */
     PyObject *timestamp_type;   /* msgpack.Timestamp */
     PyObject *packb;            /* msgpack.packb, for ExtType and Timestamp */
     PyObject *unpackb;          /* msgpack.unpackb, for ext records */
+
+    /* Short ASCII strings decoded recently, by a hash of their bytes.
+       Records repeat the same dict keys and short values, and handing
+       out an existing str saves creating and later freeing one. */
+    PyObject *strings[SHAREDB_STRING_CACHE_SIZE];
 } sharedb_codec;
 
 /* Number of LMDB error codes, MDB_KEYEXIST (-30799) to MDB_BAD_DBI

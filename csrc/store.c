@@ -1,5 +1,6 @@
 /* sharedb._lmdb.Store: the C core of the ShareDB class. */
 
+#include <stdint.h>
 #include <string.h>
 
 #include "codec.h"
@@ -122,6 +123,18 @@ store_env(StoreObject *self)
     return (EnvObject *)Py_NewRef(self->env);
 }
 
+/* After a failed call on env: if the environment was closed meanwhile,
+   by this object or another on the same store, raise the store's own
+   message instead of the environment's. */
+static void
+store_reword_closed(StoreObject *self, EnvObject *env)
+{
+    if (env->closed || env->env == NULL) {
+        PyErr_Clear();
+        store_raise_closed(self);
+    }
+}
+
 /* Return str(obj) cut to DESCRIBE_LIMIT characters. */
 static PyObject *
 describe(PyObject *obj)
@@ -147,36 +160,63 @@ describe(PyObject *obj)
 }
 
 /* Replace the current exception by exception_class("Given <name>=<obj>
-   of <type>, raised: <message>"), chained to it. */
+   of <type>, raised: <message>"), chained to it, as ShareDB 2.0.2
+   worded such errors.  With exception_class NULL the exception, which
+   came from the caller's code, is kept as it is, with a note (Python
+   3.11 and later) that names obj.  An exception that is not an
+   Exception, such as KeyboardInterrupt, is always kept as it is. */
 static void
 reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
 {
     PyObject *type;
     PyObject *value;
     PyObject *traceback;
-    PyObject *text;
-    PyObject *message;
+    PyObject *text = NULL;
+    PyObject *message = NULL;
 
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
+    if (value == NULL || !PyObject_TypeCheck(value, (PyTypeObject *)
+                                             PyExc_Exception)) {
+        PyErr_Restore(type, value, traceback);
+        return;
+    }
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
     text = describe(obj);
     if (text == NULL) {
-        goto failed;
+        PyErr_Restore(type, value, traceback);
+        return;
     }
     if (exception_class == NULL) {
-        exception_class = type;
+#if PY_VERSION_HEX >= 0x030B0000
+        PyObject *note = PyUnicode_FromFormat("while reading %s=%U of %R",
+                                              name, text,
+                                              (PyObject *)Py_TYPE(obj));
+        PyObject *added = NULL;
+
+        if (note != NULL) {
+            added = PyObject_CallMethod(value, "add_note", "O", note);
+            Py_DECREF(note);
+        }
+        if (added == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(added);
+#endif
+        Py_DECREF(text);
+        PyErr_Restore(type, value, traceback);
+        return;
     }
     message = PyUnicode_FromFormat("Given %s=%U of %R, raised: %S", name,
                                    text, (PyObject *)Py_TYPE(obj), value);
     Py_DECREF(text);
     if (message == NULL) {
-        goto failed;
+        goto done;
     }
     PyErr_SetObject(exception_class, message);
     Py_DECREF(message);
-    if (traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
-    }
     /* _PyErr_ChainExceptions is private, so chain by hand. */
     {
         PyObject *new_type;
@@ -189,12 +229,8 @@ reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
         PyException_SetContext(new_value, Py_NewRef(value));
         PyErr_Restore(new_type, new_value, new_traceback);
     }
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
-    return;
 
-failed:
+done:
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
@@ -210,6 +246,11 @@ typedef struct {
     PyObject *owner;
     const char *data;
     Py_ssize_t size;
+
+    /* For a pickled key with equal parts: the bytes ShareDB 2.0.2 wrote
+       when those parts were separate objects, looked for when the
+       canonical bytes are absent; or NULL. */
+    PyObject *legacy;
 } packed;
 
 static void
@@ -219,6 +260,7 @@ packed_init(packed *p)
     p->owner = NULL;
     p->data = NULL;
     p->size = 0;
+    p->legacy = NULL;
 }
 
 static void
@@ -226,6 +268,17 @@ packed_release(packed *p)
 {
     sharedb_buffer_release(&p->buffer);
     Py_CLEAR(p->owner);
+    Py_CLEAR(p->legacy);
+}
+
+static inline MDB_val
+packed_legacy_val(const packed *p)
+{
+    MDB_val val;
+
+    val.mv_size = (size_t)PyBytes_GET_SIZE(p->legacy);
+    val.mv_data = PyBytes_AS_STRING(p->legacy);
+    return val;
 }
 
 static void
@@ -328,6 +381,16 @@ pack_key(StoreObject *self, EnvObject *env, PyObject *key, packed *out)
         if (bytes == NULL) {
             reraise_given(PyExc_TypeError, "key", key);
             return -1;
+        }
+        Py_CLEAR(out->legacy);
+        if (PyTuple_Check(bytes) && PyTuple_GET_SIZE(bytes) == 2 &&
+            PyBytes_Check(PyTuple_GET_ITEM(bytes, 1))) {
+            /* (canonical bytes, bytes ShareDB 2.0.2 may have written) */
+            PyObject *pair = bytes;
+
+            out->legacy = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+            bytes = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+            Py_DECREF(pair);
         }
         if (packed_use_bytes(out, bytes) < 0) {
             return -1;
@@ -563,6 +626,8 @@ typedef struct {
     size_t key_size;
     size_t value_offset;
     size_t value_size;
+    size_t legacy_offset;       /* legacy bytes of a pickled key */
+    size_t legacy_size;         /* 0 if it has none */
 } batch_entry;
 
 typedef struct {
@@ -572,6 +637,11 @@ typedef struct {
     batch_entry *entries;
     size_t count;
     size_t entry_capacity;
+
+    /* Indexes of entries in key order, without repeated keys: of equal
+       keys only the last given is kept.  Set by batch_sort(). */
+    size_t *order;
+    size_t unique;
 } batch;
 
 static void
@@ -579,7 +649,188 @@ batch_free(batch *b)
 {
     PyMem_RawFree(b->data);
     PyMem_RawFree(b->entries);
+    PyMem_RawFree(b->order);
     memset(b, 0, sizeof(*b));
+}
+
+/* Order byte strings as LMDB orders keys: unsigned bytes, then length.
+   Store keys are short, so a plain loop beats calling memcmp(). */
+static int
+compare_bytes(const void *left, size_t left_size, const void *right,
+              size_t right_size)
+{
+    const unsigned char *a = (const unsigned char *)left;
+    const unsigned char *b = (const unsigned char *)right;
+    size_t common = left_size < right_size ? left_size : right_size;
+
+    for (size_t i = 0; i < common; i++) {
+        if (a[i] != b[i]) {
+            return (int)a[i] - (int)b[i];
+        }
+    }
+    if (left_size == right_size) {
+        return 0;
+    }
+    return left_size < right_size ? -1 : 1;
+}
+
+static int
+compare_entries(const batch *b, size_t left, size_t right)
+{
+    const batch_entry *a = &b->entries[left];
+    const batch_entry *z = &b->entries[right];
+
+    return compare_bytes(b->data + a->key_offset, a->key_size,
+                         b->data + z->key_offset, z->key_size);
+}
+
+/* An entry to sort: the first 8 bytes of its key as a big-endian number,
+   so that most comparisons are one integer comparison on a compact
+   array, and its index. */
+typedef struct {
+    uint64_t prefix;
+    size_t index;
+} sort_item;
+
+static inline uint64_t
+key_prefix(const unsigned char *key, size_t size)
+{
+    uint64_t prefix = 0;
+
+    for (size_t i = 0; i < 8; i++) {
+        prefix = (prefix << 8) | (i < size ? key[i] : 0);
+    }
+    return prefix;
+}
+
+static inline int
+compare_items(const batch *b, const sort_item *left, const sort_item *right)
+{
+    if (left->prefix != right->prefix) {
+        return left->prefix < right->prefix ? -1 : 1;
+    }
+    return compare_entries(b, left->index, right->index);
+}
+
+/* Sort items by prefix with an LSD radix sort, a byte at a time from the
+   last, skipping bytes that are equal in every item.  It is stable, so
+   items with equal prefixes keep their order.  spare has room for count
+   items; returns the array that holds the result. */
+static sort_item *
+radix_sort(sort_item *items, sort_item *spare, size_t count)
+{
+    size_t histogram[8][256];
+
+    memset(histogram, 0, sizeof(histogram));
+    for (size_t i = 0; i < count; i++) {
+        uint64_t prefix = items[i].prefix;
+
+        for (int byte = 0; byte < 8; byte++) {
+            histogram[byte][(prefix >> (8 * byte)) & 0xff]++;
+        }
+    }
+    for (int byte = 0; byte < 8; byte++) {
+        size_t *counts = histogram[byte];
+        size_t offset = 0;
+        sort_item *swap;
+
+        if (counts[(items[0].prefix >> (8 * byte)) & 0xff] == count) {
+            continue;
+        }
+        for (int digit = 0; digit < 256; digit++) {
+            size_t number = counts[digit];
+
+            counts[digit] = offset;
+            offset += number;
+        }
+        for (size_t i = 0; i < count; i++) {
+            size_t digit = (items[i].prefix >> (8 * byte)) & 0xff;
+
+            spare[counts[digit]++] = items[i];
+        }
+        swap = items;
+        items = spare;
+        spare = swap;
+    }
+    return items;
+}
+
+/* Finish the order of items sorted by prefix: keys longer than 8 bytes
+   can share one, so each run of equal prefixes is sorted by the whole
+   key, keeping the order of equal keys.  The runs are short, so an
+   insertion sort does. */
+static void
+sort_equal_prefixes(const batch *b, sort_item *items, size_t count)
+{
+    for (size_t i = 1; i < count; i++) {
+        sort_item item = items[i];
+        size_t j = i;
+
+        while (j > 0 && items[j - 1].prefix == item.prefix &&
+               compare_entries(b, items[j - 1].index, item.index) > 0) {
+            items[j] = items[j - 1];
+            j--;
+        }
+        items[j] = item;
+    }
+}
+
+/* Sort the entries of b by key, keeping the order of equal keys, and if
+   dedupe is set drop all but the last of equal keys.  Writing records in
+   key order
+   lets LMDB find each one from the previous one's page instead of from
+   the root, and append to the end of the tree when the keys are new.
+   Touches no Python object, so it runs with the GIL released.  Returns
+   0, or ENOMEM. */
+static int
+batch_sort(batch *b, int dedupe)
+{
+    size_t count = b->count;
+    size_t slots = count ? count : 1;
+    sort_item *items = PyMem_RawMalloc(slots * sizeof(sort_item));
+    sort_item *spare = PyMem_RawMalloc(slots * sizeof(sort_item));
+    sort_item *sorted;
+    size_t *order = PyMem_RawMalloc(slots * sizeof(size_t));
+    size_t kept = 0;
+    int in_order = 1;
+
+    if (items == NULL || spare == NULL || order == NULL) {
+        PyMem_RawFree(items);
+        PyMem_RawFree(spare);
+        PyMem_RawFree(order);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const batch_entry *entry = &b->entries[i];
+
+        items[i].prefix = key_prefix(
+            (const unsigned char *)b->data + entry->key_offset,
+            entry->key_size);
+        items[i].index = i;
+        if (i > 0 && in_order &&
+            compare_items(b, &items[i - 1], &items[i]) > 0) {
+            in_order = 0;
+        }
+    }
+    sorted = items;
+    if (!in_order) {
+        sorted = radix_sort(items, spare, count);
+        sort_equal_prefixes(b, sorted, count);
+    }
+
+    /* Equal keys are adjacent, in the order given: keep the last. */
+    for (size_t i = 0; i < count; i++) {
+        if (dedupe && i + 1 < count &&
+            compare_items(b, &sorted[i], &sorted[i + 1]) == 0) {
+            continue;
+        }
+        order[kept++] = sorted[i].index;
+    }
+    PyMem_RawFree(items);
+    PyMem_RawFree(spare);
+    b->order = order;
+    b->unique = kept;
+    return 0;
 }
 
 /* Append bytes to the block and return their offset, or (size_t)-1
@@ -642,6 +893,16 @@ batch_add(batch *b, const packed *key, const packed *value)
     entry->key_size = (size_t)key->size;
     entry->value_offset = 0;
     entry->value_size = 0;
+    entry->legacy_offset = 0;
+    entry->legacy_size = 0;
+    if (key->legacy != NULL) {
+        entry->legacy_offset = batch_append(
+            b, PyBytes_AS_STRING(key->legacy), PyBytes_GET_SIZE(key->legacy));
+        if (entry->legacy_offset == (size_t)-1) {
+            return -1;
+        }
+        entry->legacy_size = (size_t)PyBytes_GET_SIZE(key->legacy);
+    }
     if (value != NULL) {
         entry->value_offset = batch_append(b, value->data, value->size);
         if (entry->value_offset == (size_t)-1) {
@@ -710,13 +971,38 @@ packed_val(const packed *p)
     return val;
 }
 
+/* Delete the record under the legacy bytes of key, if any: it becomes
+   the record under the canonical bytes.  Returns an LMDB code. */
+static int
+delete_legacy(const packed *key, MDB_txn *txn, MDB_dbi dbi, int *deleted)
+{
+    MDB_val legacy;
+    int rc;
+
+    *deleted = 0;
+    if (key->legacy == NULL) {
+        return 0;
+    }
+    legacy = packed_legacy_val(key);
+    rc = mdb_del(txn, dbi, &legacy, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    *deleted = rc == 0;
+    return rc;
+}
+
 static int
 run_put(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
     MDB_val key = packed_val(op->key);
     MDB_val value = packed_val(op->value);
-    int rc = mdb_put(txn, dbi, &key, &value, 0);
+    int deleted;
+    int rc = delete_legacy(op->key, txn, dbi, &deleted);
 
+    if (rc == 0) {
+        rc = mdb_put(txn, dbi, &key, &value, 0);
+    }
     op->changed = rc == 0;
     op->writes = 1;
     return rc;
@@ -726,13 +1012,20 @@ static int
 run_delete(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
     MDB_val key = packed_val(op->key);
+    int deleted;
     int rc = mdb_del(txn, dbi, &key, NULL);
 
     if (rc == MDB_NOTFOUND) {
-        return 0;
+        rc = 0;
     }
-    op->changed = rc == 0;
-    op->writes = 1;
+    else if (rc == 0) {
+        op->changed = 1;
+    }
+    if (rc == 0) {
+        rc = delete_legacy(op->key, txn, dbi, &deleted);
+        op->changed |= deleted;
+    }
+    op->writes = op->changed;
     return rc;
 }
 
@@ -743,6 +1036,10 @@ run_pop(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     MDB_val value;
     int rc = mdb_get(txn, dbi, &key, &value);
 
+    if (rc == MDB_NOTFOUND && op->key->legacy != NULL) {
+        key = packed_legacy_val(op->key);
+        rc = mdb_get(txn, dbi, &key, &value);
+    }
     if (rc == MDB_NOTFOUND) {
         return 0;
     }
@@ -765,6 +1062,11 @@ run_setdefault(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     MDB_val value;
     int rc = mdb_get(txn, dbi, &key, &value);
 
+    if (rc == MDB_NOTFOUND && op->key->legacy != NULL) {
+        MDB_val legacy = packed_legacy_val(op->key);
+
+        rc = mdb_get(txn, dbi, &legacy, &value);
+    }
     if (rc == 0) {
         op->found = 1;
         return copy_val(&op->found_value, &value);
@@ -820,44 +1122,46 @@ run_clear(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     return rc;
 }
 
-static int
-run_put_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+static inline MDB_val
+entry_key(const batch *records, size_t index)
 {
-    const batch *records = op->records;
+    const batch_entry *entry = &records->entries[records->order[index]];
+    MDB_val key;
 
-    for (size_t i = op->first; i < op->end; i++) {
-        const batch_entry *entry = &records->entries[i];
-        MDB_val key;
-        MDB_val value;
-        int rc;
-
-        key.mv_size = entry->key_size;
-        key.mv_data = records->data + entry->key_offset;
-        value.mv_size = entry->value_size;
-        value.mv_data = records->data + entry->value_offset;
-        rc = mdb_put(txn, dbi, &key, &value, 0);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    op->changed = op->end > op->first;
-    op->writes = (Py_ssize_t)(op->end - op->first);
-    return 0;
+    key.mv_size = entry->key_size;
+    key.mv_data = records->data + entry->key_offset;
+    return key;
 }
 
+static inline MDB_val
+entry_value(const batch *records, size_t index)
+{
+    const batch_entry *entry = &records->entries[records->order[index]];
+    MDB_val value;
+
+    value.mv_size = entry->value_size;
+    value.mv_data = records->data + entry->value_offset;
+    return value;
+}
+
+/* Delete the records under the legacy bytes of the keys op->first to
+   op->end, adding them to op->writes.  Returns an LMDB code. */
 static int
-run_delete_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+delete_legacy_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
     const batch *records = op->records;
 
     for (size_t i = op->first; i < op->end; i++) {
-        const batch_entry *entry = &records->entries[i];
-        MDB_val key;
+        const batch_entry *entry = &records->entries[records->order[i]];
+        MDB_val legacy;
         int rc;
 
-        key.mv_size = entry->key_size;
-        key.mv_data = records->data + entry->key_offset;
-        rc = mdb_del(txn, dbi, &key, NULL);
+        if (entry->legacy_size == 0) {
+            continue;
+        }
+        legacy.mv_size = entry->legacy_size;
+        legacy.mv_data = records->data + entry->legacy_offset;
+        rc = mdb_del(txn, dbi, &legacy, NULL);
         if (rc == MDB_NOTFOUND) {
             continue;
         }
@@ -865,6 +1169,103 @@ run_delete_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
             return rc;
         }
         op->writes++;
+    }
+    return 0;
+}
+
+/* Write the records op->first to op->end, in key order, through one
+   cursor; when every key comes after the last one stored, append them,
+   which skips the searches and fills the pages. */
+static int
+run_put_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+{
+    const batch *records = op->records;
+    MDB_cursor *cursor;
+    MDB_val last_key;
+    MDB_val last_value;
+    unsigned int flags = 0;
+    int rc;
+
+    if (op->first >= op->end) {
+        return 0;
+    }
+    /* Records under legacy bytes go first, and their keys with them. */
+    rc = delete_legacy_batch(op, txn, dbi);
+    op->writes = 0;
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_cursor_open(txn, dbi, &cursor);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_cursor_get(cursor, &last_key, &last_value, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+        flags = MDB_APPEND;
+        rc = 0;
+    }
+    else if (rc == 0) {
+        MDB_val first = entry_key(records, op->first);
+
+        if (compare_bytes(first.mv_data, first.mv_size, last_key.mv_data,
+                          last_key.mv_size) > 0) {
+            flags = MDB_APPEND;
+        }
+    }
+    for (size_t i = op->first; rc == 0 && i < op->end; i++) {
+        MDB_val key = entry_key(records, i);
+        MDB_val value = entry_value(records, i);
+
+        rc = mdb_cursor_put(cursor, &key, &value, flags);
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0) {
+        return rc;
+    }
+    op->changed = 1;
+    op->writes = (Py_ssize_t)(op->end - op->first);
+    return 0;
+}
+
+/* Delete the records op->first to op->end, in key order, through one
+   cursor. */
+static int
+run_delete_batch(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+{
+    const batch *records = op->records;
+    MDB_cursor *cursor;
+    int rc;
+
+    if (op->first >= op->end) {
+        return 0;
+    }
+    rc = mdb_cursor_open(txn, dbi, &cursor);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = op->first; i < op->end; i++) {
+        MDB_val key = entry_key(records, i);
+        MDB_val value;
+
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_SET);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            rc = mdb_cursor_del(cursor, 0);
+        }
+        if (rc != 0) {
+            break;
+        }
+        op->writes++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc == 0) {
+        rc = delete_legacy_batch(op, txn, dbi);
+    }
+    if (rc != 0) {
+        return rc;
     }
     op->changed = op->writes > 0;
     return 0;
@@ -1047,7 +1448,9 @@ store_try_write(StoreObject *self, EnvObject *env, write_op *op,
             }
             continue;
         }
-        if (rc != MDB_MAP_FULL) {
+        /* A full disk (ENOSPC) gets the same retry as a full map: pages
+           freed by the last commit may be all the room there is. */
+        if (rc != MDB_MAP_FULL && rc != ENOSPC) {
             return rc;
         }
         if (!advanced) {
@@ -1056,7 +1459,7 @@ store_try_write(StoreObject *self, EnvObject *env, write_op *op,
                 continue;
             }
         }
-        if (!reloaded) {
+        if (rc == MDB_MAP_FULL && !reloaded) {
             reloaded = 1;
             if (store_cap_raised(self, env)) {
                 continue;
@@ -1106,6 +1509,7 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
     int rc;
 
     if (sharedb_env_check_writable(env) < 0) {
+        store_reword_closed(self, env);
         return -1;
     }
     rc = store_try_write(self, env, op, &remap_error);
@@ -1123,6 +1527,7 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
         return store_count_writes(self, env, op->writes);
     }
     if (remap_error) {
+        store_reword_closed(self, env);
         return -1;
     }
     if (rc == MDB_MAP_FULL) {
@@ -1130,6 +1535,9 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
     }
     else if (sharedb_env_check(env) == 0) {
         sharedb_raise_lmdb(self->state, rc, op->call, env->path);
+    }
+    else {
+        store_reword_closed(self, env);
     }
     return -1;
 }
@@ -1174,10 +1582,15 @@ store_lookup(StoreObject *self, PyObject *key, int *found,
        and releasing and taking the GIL back costs more than mdb_get(). */
     txn = sharedb_env_read_begin(env);
     if (txn == NULL) {
+        store_reword_closed(self, env);
         goto done;
     }
     key_val = packed_val(&packed_key);
     rc = mdb_get(txn, env->main_dbi, &key_val, &value);
+    if (rc == MDB_NOTFOUND && packed_key.legacy != NULL) {
+        key_val = packed_legacy_val(&packed_key);
+        rc = mdb_get(txn, env->main_dbi, &key_val, &value);
+    }
     if (rc == 0) {
         *found = 1;
         status = 0;
@@ -1313,6 +1726,7 @@ store_len(StoreObject *self)
     }
     txn = sharedb_env_read_begin(env);
     if (txn == NULL) {
+        store_reword_closed(self, env);
         Py_DECREF(env);
         return -1;
     }
@@ -1727,19 +2141,22 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
     PyObject *item;
     packed packed_key;
     packed packed_value;
+    int status = 0;
 
     if (iterator == NULL) {
-        goto failed;
+        reraise_given(PyExc_TypeError, name, iterable);
+        return -1;
     }
     packed_init(&packed_key);
     packed_init(&packed_value);
-    while ((item = PyIter_Next(iterator)) != NULL) {
+    while (status == 0 && (item = PyIter_Next(iterator)) != NULL) {
         PyObject *key = item;
         PyObject *value = NULL;
-        int status;
 
         if (pairs && unpack_pair(item, &key, &value) < 0) {
             Py_DECREF(item);
+            reraise_given(PyExc_TypeError, name, iterable);
+            status = -1;
             break;
         }
         status = pack_key(self, env, key, &packed_key);
@@ -1750,6 +2167,9 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
             status = batch_add(records, &packed_key,
                                pairs ? &packed_value : NULL);
         }
+        else {
+            reraise_given(PyExc_TypeError, name, iterable);
+        }
         packed_key.buffer.length = 0;
         packed_value.buffer.length = 0;
         if (pairs) {
@@ -1757,20 +2177,16 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
             Py_DECREF(value);
         }
         Py_DECREF(item);
-        if (status < 0) {
-            break;
-        }
+    }
+    if (status == 0 && PyErr_Occurred()) {
+        /* The caller's iterator raised: its error goes on as it is. */
+        reraise_given(NULL, name, iterable);
+        status = -1;
     }
     packed_release(&packed_key);
     packed_release(&packed_value);
     Py_DECREF(iterator);
-    if (!PyErr_Occurred()) {
-        return 0;
-    }
-
-failed:
-    reraise_given(NULL, name, iterable);
-    return -1;
+    return status;
 }
 
 static PyObject *
@@ -1790,13 +2206,24 @@ store_write_batch(StoreObject *self, PyObject *iterable, int pairs)
        code of the caller runs while the writer lock is held. */
     if (pack_batch(self, env, iterable, pairs,
                    pairs ? "kv_iter" : "key_iter", &records) == 0) {
-        write_op_init(&op, pairs ? run_put_batch : run_delete_batch,
-                      pairs ? "mdb_put" : "mdb_del");
-        op.records = &records;
-        op.first = 0;
-        op.end = records.count;
-        op.frees_space = !pairs;
-        status = store_write(self, env, &op);
+        int rc;
+
+        /* The batch is C memory of this call only. */
+        Py_BEGIN_ALLOW_THREADS
+        rc = batch_sort(&records, 1);
+        Py_END_ALLOW_THREADS
+        if (rc != 0) {
+            PyErr_NoMemory();
+        }
+        else {
+            write_op_init(&op, pairs ? run_put_batch : run_delete_batch,
+                          pairs ? "mdb_put" : "mdb_del");
+            op.records = &records;
+            op.first = 0;
+            op.end = records.unique;
+            op.frees_space = !pairs;
+            status = store_write(self, env, &op);
+        }
     }
     batch_free(&records);
     Py_DECREF(env);
@@ -1856,6 +2283,15 @@ store_multiremove(StoreObject *self, PyObject *const *args,
 /* ------------------------------------------------------------------ */
 /* Iterators                                                           */
 
+/* multiget() and has_multikey() read keys ahead and look them up in key
+   order: the more keys a lookup covers, the more of them share a page
+   with the key before, which LMDB then searches without starting from
+   the root.  The first lookup reads FIRST_LOOKAHEAD keys, and each next
+   one twice as many, up to MAX_LOOKAHEAD, so that a short call reads
+   little ahead and a long one gets dense lookups. */
+#define FIRST_LOOKAHEAD 256
+#define MAX_LOOKAHEAD 65536
+
 enum {
     ITER_MULTIGET,          /* values of the keys of an iterable */
     ITER_HAS_MULTIKEY,      /* membership of the keys of an iterable */
@@ -1873,8 +2309,18 @@ typedef struct {
     PyObject *iterator;         /* iter(source), or NULL */
     PyObject *default_value;    /* for ITER_MULTIGET */
     TxnObject *txn;             /* snapshot, from the first next() */
-    CursorObject *cursor;       /* for scans */
+    CursorObject *cursor;
     int finished;
+
+    /* Results of the keys read ahead from iterator, handed out one per
+       step, and the error to raise after them, if any. */
+    PyObject **results;         /* from PyMem_Malloc */
+    size_t lookahead;           /* keys the next lookup reads */
+    Py_ssize_t result_count;
+    Py_ssize_t result_next;
+    PyObject *error_type;
+    PyObject *error_value;
+    PyObject *error_traceback;
 } StoreIterObject;
 
 static PyObject *
@@ -1904,17 +2350,26 @@ store_make_iter(StoreObject *self, int kind, PyObject *source,
     iter->txn = NULL;
     iter->cursor = NULL;
     iter->finished = 0;
+    iter->results = NULL;
+    iter->lookahead = FIRST_LOOKAHEAD;
+    iter->result_count = 0;
+    iter->result_next = 0;
+    iter->error_type = NULL;
+    iter->error_value = NULL;
+    iter->error_traceback = NULL;
     PyObject_GC_Track(iter);
     if (source != NULL) {
         iter->iterator = PyObject_GetIter(source);
         if (iter->iterator == NULL) {
-            reraise_given(NULL, "key_iter", source);
+            reraise_given(PyExc_TypeError, "key_iter", source);
             Py_DECREF(iter);
             return NULL;
         }
     }
     return (PyObject *)iter;
 }
+
+static void store_iter_clear_results(StoreIterObject *self);
 
 /* End the snapshot; the reader slot goes back to the pool. */
 static void
@@ -1926,6 +2381,7 @@ store_iter_finish(StoreIterObject *self)
     self->finished = 1;
     self->cursor = NULL;
     self->txn = NULL;
+    store_iter_clear_results(self);
     Py_XDECREF(cursor);
     if (txn != NULL) {
         sharedb_txn_abort(txn, "the iteration finished");
@@ -1943,7 +2399,7 @@ store_iter_start(StoreIterObject *self)
         return -1;
     }
     self->txn = sharedb_txn_begin(env, NULL, 0);
-    if (self->txn != NULL && self->kind >= ITER_KEYS) {
+    if (self->txn != NULL) {
         self->cursor = sharedb_cursor_open(self->txn, env->main_dbi);
         if (self->cursor == NULL) {
             Py_CLEAR(self->txn);
@@ -1958,63 +2414,254 @@ store_iter_start(StoreIterObject *self)
 static int
 store_iter_check(StoreIterObject *self)
 {
-    if (self->store->env == NULL || self->txn->txn == NULL) {
+    EnvObject *env = self->txn->env;
+
+    if (env->fork_count != sharedb_fork_count()) {
+        sharedb_raise_closed(self->store->state,
+                             "this iteration began before fork(), in "
+                             "another process; start a new one here");
+        return -1;
+    }
+    if (self->store->env == NULL || self->txn->txn == NULL || env->closed) {
         store_raise_closed(self->store);
         return -1;
     }
     return sharedb_txn_check(self->txn);
 }
 
+/* Drop the results not handed out, their memory and any saved error. */
+static void
+store_iter_clear_results(StoreIterObject *self)
+{
+    for (Py_ssize_t i = self->result_next; i < self->result_count; i++) {
+        Py_CLEAR(self->results[i]);
+    }
+    PyMem_Free(self->results);
+    self->results = NULL;
+    self->result_count = 0;
+    self->result_next = 0;
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->error_value);
+    Py_CLEAR(self->error_traceback);
+}
+
+static void
+store_iter_save_error(StoreIterObject *self)
+{
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->error_value);
+    Py_CLEAR(self->error_traceback);
+    PyErr_Fetch(&self->error_type, &self->error_value,
+                &self->error_traceback);
+}
+
 static PyObject *
-store_iter_lookup(StoreIterObject *self)
+store_iter_raise_saved(StoreIterObject *self)
+{
+    PyErr_Restore(self->error_type, self->error_value,
+                  self->error_traceback);
+    self->error_type = NULL;
+    self->error_value = NULL;
+    self->error_traceback = NULL;
+    return NULL;
+}
+
+/* Read up to self->lookahead keys of the iterator and pack them into
+   keys.  An error stops the reading: it is saved, to be raised after the
+   results of the keys before it.  Returns -1 only if the store is
+   closed. */
+static int
+store_iter_read_keys(StoreIterObject *self, batch *keys)
+{
+    StoreObject *store = self->store;
+    packed packed_key;
+    int status = 0;
+    int failed = 0;
+
+    packed_init(&packed_key);
+    while (keys->count < self->lookahead) {
+        PyObject *key = PyIter_Next(self->iterator);
+
+        if (key == NULL) {
+            if (PyErr_Occurred()) {
+                /* The caller's iterator raised: its error goes on as it
+                   is. */
+                reraise_given(NULL, "key_iter", self->source);
+                failed = 1;
+            }
+            break;
+        }
+        if (store->env == NULL) {
+            Py_DECREF(key);
+            store_raise_closed(store);
+            status = -1;
+            break;
+        }
+        packed_key.buffer.length = 0;
+        if (pack_key(store, self->txn->env, key, &packed_key) < 0) {
+            Py_DECREF(key);
+            reraise_given(PyExc_TypeError, "key_iter", self->source);
+            failed = 1;
+            break;
+        }
+        Py_DECREF(key);
+        if (batch_add(keys, &packed_key, NULL) < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    packed_release(&packed_key);
+    if (failed) {
+        store_iter_save_error(self);
+    }
+    if (self->lookahead < MAX_LOOKAHEAD) {
+        self->lookahead *= 2;
+    }
+    return status;
+}
+
+/* Bytes of stored values after which a lookup reads fewer keys ahead,
+   to bound the results held at once. */
+#define LOOKAHEAD_BYTES (8 << 20)
+
+/* Look up keys in key order and decode each value as it is found, while
+   its page is fresh in the cache, into the slot of its key in the order
+   the keys came.  Returns 0, or -1 with an exception set; a value that
+   fails to decode ends the results before it, and its error is saved. */
+static int
+store_iter_look_up(StoreIterObject *self, batch *keys)
 {
     StoreObject *store = self->store;
     TxnObject *txn = self->txn;
-    PyObject *key;
-    PyObject *result = NULL;
-    packed packed_key;
-    MDB_val key_val;
-    MDB_val value;
-    int rc;
+    MDB_cursor *cursor = self->cursor->cursor;
+    PyObject **results;
+    size_t count = keys->count;
+    size_t bytes = 0;
+    Py_ssize_t failed_at = -1;
+    int rc = 0;
 
-    key = PyIter_Next(self->iterator);
-    if (key == NULL) {
-        if (PyErr_Occurred()) {
-            reraise_given(NULL, "key_iter", self->source);
-        }
-        return NULL;
+    results = PyMem_New(PyObject *, count);
+    if (results == NULL || batch_sort(keys, 0) != 0) {
+        PyMem_Free(results);
+        PyErr_NoMemory();
+        return -1;
     }
-    packed_init(&packed_key);
-    if (store_iter_check(self) < 0) {
-        goto done;
-    }
-    if (pack_key(store, txn->env, key, &packed_key) < 0) {
-        reraise_given(NULL, "key_iter", self->source);
-        goto done;
-    }
-    key_val = packed_val(&packed_key);
+    memset(results, 0, count * sizeof(PyObject *));
+
+    /* The values point into the map; the busy transaction keeps them
+       there while decoding runs whatever code the garbage collector
+       runs. */
     txn->busy = 1;
-    rc = mdb_get(txn->txn, txn->env->main_dbi, &key_val, &value);
-    if (rc == 0) {
-        if (self->kind == ITER_HAS_MULTIKEY) {
+    for (size_t i = 0; i < keys->unique; i++) {
+        size_t index = keys->order[i];
+        MDB_val key = entry_key(keys, i);
+        MDB_val value;
+        PyObject *result;
+
+        if (failed_at >= 0 && index >= (size_t)failed_at) {
+            continue;
+        }
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_KEY);
+        if (rc == MDB_NOTFOUND &&
+            keys->entries[index].legacy_size != 0) {
+            MDB_val legacy;
+
+            legacy.mv_size = keys->entries[index].legacy_size;
+            legacy.mv_data = keys->data + keys->entries[index].legacy_offset;
+            rc = mdb_get(txn->txn, txn->env->main_dbi, &legacy, &value);
+        }
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            result = Py_NewRef(self->kind == ITER_HAS_MULTIKEY
+                               ? Py_False : self->default_value);
+        }
+        else if (rc != 0) {
+            break;
+        }
+        else if (self->kind == ITER_HAS_MULTIKEY) {
             result = Py_NewRef(Py_True);
         }
         else {
+            bytes += value.mv_size;
             result = decode_value(store, &value);
+            if (result == NULL) {
+                /* The results after this key are dropped, and this
+                   error is raised once the ones before it are out. */
+                store_iter_save_error(self);
+                failed_at = (Py_ssize_t)index;
+                continue;
+            }
         }
-    }
-    else if (rc == MDB_NOTFOUND) {
-        result = Py_NewRef(self->kind == ITER_HAS_MULTIKEY
-                           ? Py_False : self->default_value);
-    }
-    else {
-        sharedb_raise_lmdb(store->state, rc, "mdb_get", txn->env->path);
+        results[index] = result;
     }
     txn->busy = 0;
+    self->cursor->positioned = SHAREDB_CURSOR_UNPLACED;
+    if (failed_at >= 0) {
+        for (size_t i = (size_t)failed_at; i < count; i++) {
+            Py_CLEAR(results[i]);
+        }
+        count = (size_t)failed_at;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < keys->count; i++) {
+            Py_XDECREF(results[i]);
+        }
+        PyMem_Free(results);
+        sharedb_raise_lmdb(store->state, rc, "mdb_cursor_get",
+                           txn->env->path);
+        return -1;
+    }
+    if (bytes > LOOKAHEAD_BYTES && self->lookahead > FIRST_LOOKAHEAD) {
+        self->lookahead /= 4;
+    }
+    PyMem_Free(self->results);
+    self->results = results;
+    self->result_count = (Py_ssize_t)count;
+    self->result_next = 0;
+    return 0;
+}
 
-done:
-    packed_release(&packed_key);
-    Py_DECREF(key);
+/* Hand out the next result of multiget() or has_multikey(), reading and
+   looking up the next keys when the results run out. */
+static PyObject *
+store_iter_lookup(StoreIterObject *self)
+{
+    Py_ssize_t index;
+    PyObject *result;
+
+    if (self->result_next >= self->result_count) {
+        batch keys;
+        int status;
+
+        if (self->error_type != NULL) {
+            return store_iter_raise_saved(self);
+        }
+        if (store_iter_check(self) < 0) {
+            return NULL;
+        }
+        memset(&keys, 0, sizeof(keys));
+        status = store_iter_read_keys(self, &keys);
+        if (status == 0 && keys.count > 0) {
+            status = store_iter_check(self);
+            if (status == 0) {
+                status = store_iter_look_up(self, &keys);
+            }
+        }
+        batch_free(&keys);
+        if (status < 0) {
+            return NULL;
+        }
+        if (self->result_next >= self->result_count) {
+            if (self->error_type != NULL) {
+                return store_iter_raise_saved(self);
+            }
+            return NULL;
+        }
+    }
+
+    index = self->result_next++;
+    result = self->results[index];
+    self->results[index] = NULL;
     return result;
 }
 
@@ -2113,6 +2760,10 @@ store_iter_next(StoreIterObject *self)
 static int
 store_iter_traverse(StoreIterObject *self, visitproc visit, void *arg)
 {
+    for (Py_ssize_t i = self->result_next; i < self->result_count; i++) {
+        Py_VISIT(self->results[i]);
+    }
+    Py_VISIT(self->error_value);
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->store);
     Py_VISIT(self->source);
@@ -2124,6 +2775,7 @@ store_iter_traverse(StoreIterObject *self, visitproc visit, void *arg)
 static int
 store_iter_clear(StoreIterObject *self)
 {
+    store_iter_clear_results(self);
     Py_CLEAR(self->source);
     Py_CLEAR(self->iterator);
     Py_CLEAR(self->default_value);
@@ -2340,7 +2992,7 @@ store_get_env(StoreObject *self, void *Py_UNUSED(closure))
 static PyObject *
 store_get_is_alive(StoreObject *self, void *Py_UNUSED(closure))
 {
-    return PyBool_FromLong(self->env != NULL);
+    return PyBool_FromLong(self->env != NULL && !self->env->closed);
 }
 
 static PyObject *

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 SECTION = "ShareDB Config"
 FILE_NAME = "ShareDB.config"
 
+# Limits of the integer settings. Each reader slot takes 64 bytes of the
+# lock file, which LMDB sizes for all of them.
+MAX_READERS = 1 << 20
+MAX_SYNC_THRESHOLD = 1 << 62
+MAX_MAP_SIZE = (1 << 63) - 1
+
 
 class ConfigError(TypeError, ValueError):
     """The ShareDB.config file of a store is missing, unreadable or invalid."""
@@ -60,7 +66,7 @@ def load(store_path: str) -> Config:
             raise ConfigError(f"{path} has no '{name}' option")
         return parser.get(SECTION, name).strip()
 
-    def integer(name: str) -> int:
+    def integer(name: str, maximum: int) -> int:
         text = option(name)
         try:
             value = int(text)
@@ -69,10 +75,10 @@ def load(store_path: str) -> Config:
                 f"option '{name}' of {path} must be a positive integer, "
                 f"not {text!r}"
             ) from None
-        if value <= 0:
+        if not 0 < value <= maximum:
             raise ConfigError(
-                f"option '{name}' of {path} must be a positive integer, "
-                f"not {value}"
+                f"option '{name}' of {path} must be a positive integer of at "
+                f"most {maximum}, not {value}"
             )
         return value
 
@@ -96,19 +102,20 @@ def load(store_path: str) -> Config:
     return Config(
         serial=serial,
         compress=boolean("compress"),
-        readers=integer("readers"),
-        sync_threshold=integer("bcsize"),
-        map_size=integer("mslimit"),
+        readers=integer("readers", MAX_READERS),
+        sync_threshold=integer("bcsize", MAX_SYNC_THRESHOLD),
+        map_size=integer("mslimit", MAX_MAP_SIZE),
         map_auto=boolean("msauto", default=False),
     )
 
 
-def save(store_path: str, config: Config) -> None:
+def save(store_path: str, config: Config, exclusive: bool = False) -> bool:
     """Write the config of the store at store_path.
 
-    The file is replaced in one rename, so a crash leaves the old or the
-    new file whole, and processes that open the store at the same time
-    never read half a file.
+    The file appears in one rename or link, so a crash leaves the old or
+    the new file whole, and processes that open the store at the same
+    time never read half a file. With exclusive=True an existing file is
+    kept; returns False if there was one.
     """
     parser = configparser.RawConfigParser()
     parser.add_section(SECTION)
@@ -127,10 +134,35 @@ def save(store_path: str, config: Config) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)
-        os.replace(temporary, config_path(store_path))
+        if not exclusive:
+            os.replace(temporary, config_path(store_path))
+            return True
+        try:
+            os.link(temporary, config_path(store_path))
+        except FileExistsError:
+            return False
+        except OSError:
+            # A file system without hard links: create the file only if
+            # it is missing, and fill it.
+            return _create_exclusive(config_path(store_path), parser)
+        finally:
+            os.unlink(temporary)
+        return True
     except BaseException:
         try:
             os.unlink(temporary)
         except OSError:
             pass
         raise
+
+
+def _create_exclusive(path: str, parser: configparser.RawConfigParser) -> bool:
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        parser.write(file)
+        file.flush()
+        os.fsync(file.fileno())
+    return True

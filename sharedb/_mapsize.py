@@ -56,7 +56,8 @@ def cap_limits(cap: int) -> tuple[int, int]:
     """Return (insert limit, delete limit) in bytes for a cap."""
     room = max(_MIN_DELETE_ROOM, cap // 64)
     insert = cap - room if cap > 2 * room else cap // 2
-    return insert, cap
+    # 0 would mean no limit; a cap too small for any record stays a cap.
+    return max(insert, 1), cap
 
 
 def plan(path: str, map_size: int, map_auto: bool) -> MapPlan:

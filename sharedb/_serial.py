@@ -35,14 +35,17 @@ _STABLE_HASH_TYPES = (int, float, bool, complex, type(None))
 _PLAIN_TYPES = (str, bytes, bytearray, int, float, bool, complex, type(None))
 
 
-def pickle_key(key: object) -> bytes:
+def pickle_key(key: object) -> bytes | tuple[bytes, bytes]:
     """Return the canonical pickle bytes of key.
 
     Tuples of ints, floats, strs, bytes and bools keep the bytes that
     pickle.dumps gives when their equal strs and bytes are one object,
     and sets of numbers the bytes it gives for a set built in sorted
-    order. Raises what pickling raises, and TypeError for a key whose
-    pickle cannot be loaded back.
+    order. A key with equal parts that were merged returns (canonical
+    bytes, older bytes): ShareDB 2.0.2 pickled keys as given, so a key it
+    wrote from separate equal strings is stored under the older bytes,
+    which the store looks for too. Raises what pickling raises, and
+    TypeError for a key whose pickle cannot be loaded back.
     """
     canonicalizer = _Canonicalizer()
     rebuilt = canonicalizer.rebuild(key)
@@ -60,7 +63,27 @@ def pickle_key(key: object) -> bytes:
                 f"the pickle of this key cannot be loaded back ({exc}), so it "
                 f"cannot be stored"
             ) from exc
+    if canonicalizer.repeats and not canonicalizer.fixed_order_sets:
+        older = pickle.dumps(_unshared(key), PROTOCOL)
+        if older != data:
+            return data, older
     return data
+
+
+def _unshared(obj: object) -> object:
+    """Rebuild the plain parts of a key so that no two are one object.
+
+    Strs and bytes of one character, and empty ones, stay shared: CPython
+    keeps a single object for each of them.
+    """
+    kind = type(obj)
+    if kind is str and len(obj) > 1:  # type: ignore[arg-type]
+        return (obj + "\0")[:-1]  # type: ignore[operator]
+    if kind is bytes and len(obj) > 1:  # type: ignore[arg-type]
+        return bytes(bytearray(obj))  # type: ignore[arg-type]
+    if kind is tuple:
+        return tuple(_unshared(item) for item in obj)  # type: ignore[attr-defined]
+    return obj
 
 
 def _is_plain(obj: object, depth: int) -> bool:
@@ -122,12 +145,17 @@ class _Canonicalizer:
         # compare equal but pickle differently.
         self.merged: dict[object, object] = {}
         self.fixed_order_sets = False
+        self.repeats = 0  # parts equal to an earlier part
 
     def rebuild(self, obj: object) -> object:
         return self._rebuild(obj)[0]
 
     def _share(self, signature: object, obj: object) -> object:
-        return self.merged.setdefault(signature, obj)
+        if signature in self.merged:
+            self.repeats += 1
+            return self.merged[signature]
+        self.merged[signature] = obj
+        return obj
 
     def _rebuild(self, obj: object) -> tuple[object, object]:
         """Return (canonical object, signature) for obj."""
@@ -145,7 +173,21 @@ class _Canonicalizer:
             return self._rebuild_dict(obj)  # type: ignore[arg-type]
         if kind is set or kind is frozenset:
             return self._rebuild_set(kind, obj)  # type: ignore[arg-type]
-        return obj, _leaf_signature(obj)
+        return self._rebuild_other(obj)
+
+    def _rebuild_other(self, obj: object) -> tuple[object, object]:
+        """Merge equal hashable objects of one type, such as two equal
+        dates, which pickle writes once and then as a reference when they
+        are one object."""
+        kind = type(obj)
+        if obj is None or kind in (int, bool, float, complex):
+            return obj, _leaf_signature(obj)
+        signature = ("equal", kind, obj)
+        try:
+            return self._share(signature, obj), signature
+        except Exception:
+            # Unhashable, or __hash__ or __eq__ raised: kept as it is.
+            return obj, (kind, id(obj))
 
     def _rebuild_dict(self, obj: dict[Any, Any]) -> tuple[object, object]:
         entries = []

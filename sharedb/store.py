@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 _SUFFIX = ".ShareDB"
 
-# Errors of opening a store that a read-only open can avoid.
-_READ_ONLY_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS)
+# Opening a store on a read-only file system needs a read-only open
+# without LMDB's lock file, which is safe there since no process can write.
+_READ_ONLY_FILE_SYSTEM = errno.EROFS
 
 # Writes go through a writable map where the vendored LMDB grows the file
 # with the data (POSIX): a commit then costs no write system call.
@@ -108,8 +109,7 @@ def _store_path(path: object) -> str:
         )
     if "\0" in path:
         raise InvalidArgumentError(f"path {path!r} contains a null character")
-    if path.endswith("/"):
-        path = path[:-1]
+    path = path.rstrip("/") or "/"
     if path.endswith(_SUFFIX):
         path = path[: -len(_SUFFIX)]
     return path + _SUFFIX + "/"
@@ -124,15 +124,16 @@ def _check_flag(name: str, value: object) -> bool:
     )
 
 
-def _check_positive(name: str, value: object, unit: str) -> int:
+def _check_positive(name: str, value: object, unit: str, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(
             f"{name} must be a positive int ({unit}), not {_describe(value)} "
             f"of {type(value)}"
         )
-    if value <= 0:
+    if not 0 < value <= maximum:
         raise InvalidArgumentError(
-            f"{name} must be a positive int ({unit}), not {value}"
+            f"{name} must be a positive int ({unit}) of at most {maximum}, "
+            f"not {value}"
         )
     return value
 
@@ -203,19 +204,24 @@ class ShareDB(_lmdb.Store):
         durable = _check_flag("durable", durable)
         serial_given = _check_serial(_value(serial))
         compress_given = _check_flag("compress", _value(compress))
-        readers_given = _check_positive("readers", _value(readers), "reader slots")
+        readers_given = _check_positive(
+            "readers", _value(readers), "reader slots", _config.MAX_READERS
+        )
         buffer_given = _check_positive(
-            "buffer_size", _value(buffer_size), "writes between syncs"
+            "buffer_size",
+            _value(buffer_size),
+            "writes between syncs",
+            _config.MAX_SYNC_THRESHOLD,
         )
         if map_size is not None:
-            _check_positive("map_size", map_size, "bytes")
+            _check_positive("map_size", map_size, "bytes", _mapsize.max_map_size())
 
         self.path = store_path
         self.durable = durable
         if reset:
             self._reset(store_path)
         self._make_directory(store_path)
-        config = self._settle_config(
+        config, saved = self._settle_config(
             store_path,
             serial_given if _given(serial) else None,
             compress_given if _given(compress) else None,
@@ -224,13 +230,14 @@ class ShareDB(_lmdb.Store):
             map_size,
             defaults=(serial_given, compress_given, readers_given, buffer_given),
         )
-        self.serial = config.serial
-        self.compress = config.compress
-        self.max_readers = config.readers
-        self.max_map_size = config.map_size
-        self._map_auto = config.map_auto
+        self._adopt(config)
         self._open(config)
-        self.sync_threshold = config.sync_threshold
+        try:
+            self._save_config(store_path, config, saved)
+        except BaseException:
+            self._detach()
+            self._release()
+            raise
         self.pending_writes = 0
 
     # Opening ---------------------------------------------------------
@@ -251,8 +258,9 @@ class ShareDB(_lmdb.Store):
     def _make_directory(store_path: str) -> None:
         bare = store_path.rstrip("/")
         if os.path.lexists(bare) and not os.path.isdir(bare):
+            kind = "a broken symbolic link" if os.path.islink(bare) else "a file"
             raise InvalidArgumentError(
-                f"path {store_path} is an existing file, not a store "
+                f"path {store_path} exists and is {kind}, not a store "
                 f"directory; pass reset=True to replace it"
             )
         try:
@@ -271,21 +279,19 @@ class ShareDB(_lmdb.Store):
         buffer_size: int | None,
         map_size: int | None,
         defaults: tuple[str, bool, int, int],
-    ) -> Config:
-        """Load the saved settings, apply the given arguments, and save the
-        result if it changed."""
+    ) -> tuple[Config, Config | None]:
+        """Merge the saved settings with the given arguments.
+
+        Returns the settings to open with and the saved ones (None for a
+        new store). Nothing is written here: the settings are saved once
+        the store has opened with them.
+        """
         try:
             saved: Config | None = _config.load(store_path)
         except FileNotFoundError:
             saved = None
         if saved is None:
-            if self._has_records(store_path) and (serial is None or compress is None):
-                raise ConfigError(
-                    f"{_config.config_path(store_path)} is missing, so the "
-                    f"serializer of the records in {store_path} is unknown; "
-                    f"pass serial= and compress= to open it with the "
-                    f"settings it was written with"
-                )
+            self._check_missing_config(store_path, serial, compress)
             config = Config(
                 serial=defaults[0],
                 compress=defaults[1],
@@ -295,6 +301,7 @@ class ShareDB(_lmdb.Store):
                 map_auto=map_size is None,
             )
         else:
+            self._check_data_file(store_path)
             config = Config(**vars(saved))
             for name, given, kept in (
                 ("serial", serial, saved.serial),
@@ -324,28 +331,120 @@ class ShareDB(_lmdb.Store):
         if config.map_auto:
             config.map_size = _mapsize.disk_size(store_path)
         elif map_size is not None:
-            config.map_size = min(map_size, _mapsize.max_map_size())
-        if saved is None or config != saved:
-            try:
-                _config.save(store_path, config)
-            except OSError as exc:
-                if saved is None:
-                    raise InvalidArgumentError(
-                        f"cannot write the settings of {store_path}: {exc}"
-                    ) from exc
-                logger.warning(
-                    "cannot save the new settings of %s, keeping the old "
-                    "file: %s", store_path, exc
-                )
-        return config
+            config.map_size = map_size
+        return config, saved
+
+    def _adopt(self, config: Config) -> None:
+        self.serial = config.serial
+        self.compress = config.compress
+        self.max_readers = config.readers
+        self.max_map_size = config.map_size
+        self._map_auto = config.map_auto
+        self.sync_threshold = config.sync_threshold
+
+    def _save_config(
+        self, store_path: str, config: Config, saved: Config | None
+    ) -> None:
+        """Save the settings the store opened with, if they are new.
+
+        A new store's settings are saved only if no other process saved
+        some first; if one did, its serializer is the one to use.
+        """
+        if saved is not None and config == saved:
+            return
+        try:
+            if _config.save(store_path, config, exclusive=saved is None):
+                return
+        except OSError as exc:
+            if saved is None:
+                raise InvalidArgumentError(
+                    f"cannot write the settings of {store_path}: {exc}"
+                ) from exc
+            logger.warning(
+                "cannot save the new settings of %s, keeping the old file: %s",
+                store_path,
+                exc,
+            )
+            return
+        # Another process created the store at the same time and saved
+        # its settings first; nothing was written here yet, so take them.
+        winner = _config.load(store_path)
+        if (winner.serial, winner.compress) != (config.serial, config.compress):
+            warnings.warn(
+                f"{store_path} was created at the same time by another process "
+                f"with serial={winner.serial!r}, compress={winner.compress!r}; "
+                f"using those",
+                ShareDBWarning,
+                stacklevel=3,
+            )
+        self._attach_settings(winner)
+
+    def _attach_settings(self, config: Config) -> None:
+        env = self._env
+        self._adopt(config)
+        self._attach(
+            env,
+            config.serial,
+            config.compress,
+            config.sync_threshold,
+            _serial.pickle_key,
+            pickle.dumps,
+            pickle.loads,
+            _serial.PROTOCOL,
+            zlib.compress,
+            zlib.decompress,
+        )
+
+    def _check_missing_config(
+        self, store_path: str, serial: str | None, compress: bool | None
+    ) -> None:
+        """Refuse a store whose records exist without their settings."""
+        if not self._has_records(store_path) or (
+            serial is not None and compress is not None
+        ):
+            return
+        raise ConfigError(
+            f"{_config.config_path(store_path)} is missing, so the serializer "
+            f"of the records in {store_path} is unknown; pass serial= and "
+            f"compress= to open it with the settings it was written with"
+        )
+
+    @staticmethod
+    def _check_data_file(store_path: str) -> None:
+        """Refuse a data file emptied behind the store's back.
+
+        LMDB would start an empty store in it, hiding the loss.
+        """
+        data = os.path.join(store_path, "data.mdb")
+        try:
+            size = os.path.getsize(data)
+        except OSError:
+            return
+        if size == 0:
+            raise _lmdb.CorruptedError(
+                f"{data} is empty, but the store has saved settings, so its "
+                f"records were lost; restore the file from a backup, or pass "
+                f"reset=True to start an empty store"
+            )
 
     @staticmethod
     def _has_records(store_path: str) -> bool:
+        """True if the data file of store_path holds at least one record."""
         data = os.path.join(store_path, "data.mdb")
-        try:
-            return os.path.getsize(data) > 0
-        except OSError:
+        if not os.path.exists(data) or os.path.getsize(data) == 0:
             return False
+        try:
+            env = _lmdb.Environment(
+                store_path, readonly=True, create=False, map_size=1 << 20
+            )
+        except _lmdb.Error as exc:
+            if "already open" in str(exc):
+                return True
+            raise
+        try:
+            return bool(env.stat()["entries"])
+        finally:
+            env.close()
 
     def _open_env(self, config: Config, plan: _mapsize.MapPlan) -> _lmdb.Environment:
         """Open the environment, with a smaller map if the address space
@@ -366,15 +465,29 @@ class ShareDB(_lmdb.Store):
                     map_grow=plan.grow,
                     create=True,
                 )
-            except MemoryError:
-                if size // 2 < smallest:
+            except (MemoryError, OSError) as exc:
+                # mmap() refuses a map larger than the address space
+                # allows (ENOMEM, or EINVAL under some limits, such as
+                # valgrind's): try half.
+                errno_value = getattr(exc, "errno", None)
+                if isinstance(exc, MemoryError) or errno_value == errno.EINVAL:
+                    if size // 2 < smallest:
+                        raise
+                    size //= 2
+                    continue
+                if errno_value in (errno.EACCES, errno.EPERM):
+                    raise PermissionError(
+                        errno_value,
+                        f"cannot open {self.path} for reading and writing: "
+                        f"{exc.strerror}. Readers need write access to its "
+                        f"lock.mdb as well, since they register there so that "
+                        f"writers keep their pages; grant it, or copy the store",
+                        exc.filename,
+                    ) from exc
+                if errno_value != _READ_ONLY_FILE_SYSTEM:
                     raise
-                size //= 2
-            except OSError as exc:
-                if exc.errno not in _READ_ONLY_ERRORS:
-                    raise
-                # A read-only directory or file system: open read-only
-                # without the lock file, since nobody can write there.
+                # No process can write on a read-only file system, so
+                # reading without the lock file is safe.
                 logger.info("opening %s read-only: %s", self.path, exc)
                 return _lmdb.Environment(
                     self.path,

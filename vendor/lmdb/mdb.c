@@ -2261,6 +2261,10 @@ mdb_env_grow_file(MDB_env *env, pgno_t pages)
 	size = (size + 0xfffff) & ~(size_t)0xfffff;
 	if (size > env->me_mapsize)
 		size = env->me_mapsize;
+	/* ShareDB: nor past the allocation limit */
+	if (env->me_alloclimit &&
+		size > (size_t)env->me_alloclimit * env->me_psize)
+		size = (size_t)env->me_alloclimit * env->me_psize;
 	if (size < needed)
 		return MDB_MAP_FULL;
 #if defined(__APPLE__)
