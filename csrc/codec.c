@@ -1168,6 +1168,30 @@ error:
     return NULL;
 }
 
+/* Return the int value, from the codec's cache when it holds it. */
+static PyObject *
+decode_int(unpacker *unpacker, long long value)
+{
+    sharedb_codec *codec = &unpacker->state->codec;
+    size_t index = (size_t)((unsigned long long)value &
+                            (SHAREDB_INT_CACHE_SIZE - 1));
+    PyObject *number;
+
+    if (value >= -5 && value <= 256) {
+        /* CPython keeps these ints already. */
+        return PyLong_FromLongLong(value);
+    }
+    if (codec->ints[index] != NULL && codec->int_values[index] == value) {
+        return Py_NewRef(codec->ints[index]);
+    }
+    number = PyLong_FromLongLong(value);
+    if (number != NULL) {
+        Py_XSETREF(codec->ints[index], Py_NewRef(number));
+        codec->int_values[index] = value;
+    }
+    return number;
+}
+
 /* Decode the fixed-width scalar whose tag is tag. */
 static PyObject *
 unpack_number(unpacker *unpacker, unsigned char tag)
@@ -1196,19 +1220,23 @@ unpack_number(unpacker *unpacker, unsigned char tag)
     case 0xcc:
         return PyLong_FromLong(p[0]);
     case 0xcd:
-        return PyLong_FromLong(load_u16(p));
+        return decode_int(unpacker, load_u16(p));
     case 0xce:
-        return PyLong_FromUnsignedLong(load_u32(p));
+        return decode_int(unpacker, load_u32(p));
     case 0xcf:
-        return PyLong_FromUnsignedLongLong(load_u64(p));
+        bits = load_u64(p);
+        if (bits > (uint64_t)INT64_MAX) {
+            return PyLong_FromUnsignedLongLong(bits);
+        }
+        return decode_int(unpacker, (long long)bits);
     case 0xd0:
         return PyLong_FromLong((int8_t)p[0]);
     case 0xd1:
-        return PyLong_FromLong((int16_t)load_u16(p));
+        return decode_int(unpacker, (int16_t)load_u16(p));
     case 0xd2:
-        return PyLong_FromLong((int32_t)load_u32(p));
+        return decode_int(unpacker, (int32_t)load_u32(p));
     default:
-        return PyLong_FromLongLong((int64_t)load_u64(p));
+        return decode_int(unpacker, (int64_t)load_u64(p));
     }
 }
 

@@ -922,6 +922,7 @@ env_finish_open(EnvObject *self)
         return -1;
     }
     self->page_size = stat.ms_psize;
+    self->max_key_size = mdb_env_get_maxkeysize(self->env);
     if (check_file_size(self) < 0) {
         return -1;
     }

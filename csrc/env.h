@@ -54,6 +54,7 @@ typedef struct EnvObject {
                                    next write transaction begins */
     MDB_dbi main_dbi;           /* handle of the unnamed database */
     unsigned int page_size;     /* LMDB page size in bytes */
+    int max_key_size;           /* mdb_env_get_maxkeysize() */
 
     /* Page limits below the map for writes by the store: one for writes
        that add records, a higher one for deletes, so that a full capped

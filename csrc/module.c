@@ -205,6 +205,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     for (int i = 0; i < SHAREDB_STRING_CACHE_SIZE; i++) {
         Py_VISIT(state->codec.strings[i]);
     }
+    for (int i = 0; i < SHAREDB_INT_CACHE_SIZE; i++) {
+        Py_VISIT(state->codec.ints[i]);
+    }
     return sharedb_errors_traverse(state, visit, arg);
 }
 
@@ -226,6 +229,9 @@ module_clear(PyObject *module)
     Py_CLEAR(state->codec.unpackb);
     for (int i = 0; i < SHAREDB_STRING_CACHE_SIZE; i++) {
         Py_CLEAR(state->codec.strings[i]);
+    }
+    for (int i = 0; i < SHAREDB_INT_CACHE_SIZE; i++) {
+        Py_CLEAR(state->codec.ints[i]);
     }
     sharedb_errors_clear(state);
     return 0;

@@ -9,9 +9,10 @@
 
 #include "lmdb.h"
 
-/* Number of entries of the cache of decoded short strings; a power of
-   two. */
+/* Number of entries of the caches of decoded short strings and ints;
+   powers of two. */
 #define SHAREDB_STRING_CACHE_SIZE 1024
+#define SHAREDB_INT_CACHE_SIZE 1024
 
 /* Objects the msgpack codec borrows from the msgpack package, imported on
    first use so that importing the extension does not import msgpack, and
@@ -26,6 +27,12 @@ typedef struct {
        Records repeat the same dict keys and short values, and handing
        out an existing str saves creating and later freeing one. */
     PyObject *strings[SHAREDB_STRING_CACHE_SIZE];
+
+    /* Ints past CPython's own small-int cache decoded recently, by
+       value: a record often repeats a number of its key or of the record
+       before, and sharing the object saves creating one. */
+    PyObject *ints[SHAREDB_INT_CACHE_SIZE];
+    long long int_values[SHAREDB_INT_CACHE_SIZE];  /* of ints[i] */
 } sharedb_codec;
 
 /* Number of LMDB error codes, MDB_KEYEXIST (-30799) to MDB_BAD_DBI

@@ -397,7 +397,7 @@ pack_key(StoreObject *self, EnvObject *env, PyObject *key, packed *out)
         }
     }
 
-    max_size = mdb_env_get_maxkeysize(env->env);
+    max_size = env->max_key_size;
     if (out->size > max_size) {
         PyObject *text = describe(key);
 
@@ -2717,13 +2717,22 @@ store_iter_scan(StoreIterObject *self)
         }
     }
     if (self->kind == ITER_ITEMS) {
-        result = PyTuple_Pack(2, key, value);
+        result = PyTuple_New(2);
+        if (result != NULL) {
+            /* The tuple takes over both references. */
+            PyTuple_SET_ITEM(result, 0, key);
+            PyTuple_SET_ITEM(result, 1, value);
+            key = NULL;
+            value = NULL;
+        }
     }
     else if (self->kind == ITER_KEYS) {
-        result = Py_NewRef(key);
+        result = key;
+        key = NULL;
     }
     else {
-        result = Py_NewRef(value);
+        result = value;
+        value = NULL;
     }
 
 done:

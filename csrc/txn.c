@@ -36,7 +36,7 @@ sharedb_get_buffer(PyObject *obj, Py_buffer *view, const char *name)
 static int
 check_key_size(TxnObject *txn, const Py_buffer *view)
 {
-    int max_size = mdb_env_get_maxkeysize(txn->env->env);
+    int max_size = txn->env->max_key_size;
 
     if (view->len == 0 || view->len > max_size) {
         PyErr_Format(txn->env->state->lmdb_errors[MDB_BAD_VALSIZE -
