@@ -15,6 +15,7 @@
 #include "env.h"
 #include "errors.h"
 #include "txn.h"
+#include "verify.h"
 
 /* A named or unnamed database of one environment. */
 typedef struct {
@@ -840,70 +841,6 @@ use_fast_compare(MDB_txn *txn, MDB_dbi dbi)
     return mdb_set_compare(txn, dbi, compare_keys);
 }
 
-/* Size of the open data file in bytes, or -1 with OSError set. */
-static long long
-data_file_size(EnvObject *self)
-{
-    mdb_filehandle_t fd;
-
-    if (mdb_env_get_fd(self->env, &fd) != 0) {
-        PyErr_SetString(PyExc_SystemError, "mdb_env_get_fd failed");
-        return -1;
-    }
-#ifdef _WIN32
-    {
-        LARGE_INTEGER size;
-
-        if (!GetFileSizeEx(fd, &size)) {
-            PyErr_SetFromWindowsErr(0);
-            return -1;
-        }
-        return (long long)size.QuadPart;
-    }
-#else
-    {
-        struct stat status;
-
-        if (fstat(fd, &status) != 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        return (long long)status.st_size;
-    }
-#endif
-}
-
-/* Raise CorruptedError if the data file is shorter than the pages its
-   meta page says are in use.  Reading such a page through the map
-   would raise SIGBUS and kill the process, so a truncated file is
-   refused at open. */
-static int
-check_file_size(EnvObject *self)
-{
-    MDB_envinfo info;
-    long long size;
-    long long needed;
-    int rc = mdb_env_info(self->env, &info);
-
-    if (rc != 0) {
-        sharedb_raise_lmdb(self->state, rc, "mdb_env_info", self->path);
-        return -1;
-    }
-    size = data_file_size(self);
-    if (size < 0) {
-        return -1;
-    }
-    needed = ((long long)info.me_last_pgno + 1) * self->page_size;
-    if (size < needed) {
-        PyErr_Format(self->state->lmdb_errors[MDB_CORRUPTED - MDB_KEYEXIST],
-                     "the data file of %R is truncated: it has %lld bytes, "
-                     "but its last committed page ends at byte %lld; "
-                     "restore it from a backup", self->path, size, needed);
-        return -1;
-    }
-    return 0;
-}
-
 /* Open the main database handle and free stale reader slots. */
 static int
 env_finish_open(EnvObject *self)
@@ -923,7 +860,7 @@ env_finish_open(EnvObject *self)
     }
     self->page_size = stat.ms_psize;
     self->max_key_size = mdb_env_get_maxkeysize(self->env);
-    if (check_file_size(self) < 0) {
+    if (sharedb_env_check_length(self) < 0) {
         return -1;
     }
     txn = sharedb_env_read_begin(self);
@@ -1910,6 +1847,30 @@ env_dealloc(EnvObject *self)
     Py_DECREF(type);
 }
 
+PyDoc_STRVAR(env_verify_doc,
+"verify()\n"
+"--\n"
+"\n"
+"Check the data file of the last committed snapshot page by page.\n"
+"\n"
+"The check reads the file itself, not through the map, so a damaged\n"
+"file cannot crash it.  It runs under a read transaction, so writers\n"
+"in this and other processes may keep working.  Returns a dict:\n"
+"problems (a list of str, empty for a sound file), pages,\n"
+"branch_pages, leaf_pages, overflow_pages, free_pages,\n"
+"unreachable_pages, entries, databases, last_pgno, txnid and\n"
+"page_size.  Raises ClosedError, or OSError if the file cannot be\n"
+"read.");
+
+static PyObject *
+env_verify(EnvObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (sharedb_env_check(self) < 0) {
+        return NULL;
+    }
+    return sharedb_env_verify(self);
+}
+
 static PyMethodDef env_methods[] = {
     {"begin", (PyCFunction)(void (*)(void))env_begin,
      METH_VARARGS | METH_KEYWORDS, env_begin_doc},
@@ -1932,6 +1893,7 @@ static PyMethodDef env_methods[] = {
     {"open_db", (PyCFunction)(void (*)(void))env_open_db,
      METH_VARARGS | METH_KEYWORDS, env_open_db_doc},
     {"flags", (PyCFunction)env_flags, METH_NOARGS, env_flags_doc},
+    {"verify", (PyCFunction)env_verify, METH_NOARGS, env_verify_doc},
     {"_set_alloc_limits", (PyCFunction)env_set_alloc_limits, METH_VARARGS,
      env_set_alloc_limits_doc},
     {"close", (PyCFunction)env_close_method, METH_NOARGS, env_close_doc},

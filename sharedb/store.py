@@ -14,8 +14,8 @@ import sys
 import warnings
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar, cast
 
 from sharedb import _config, _lmdb, _mapsize, _registry, _serial
 from sharedb._config import Config, ConfigError
@@ -33,6 +33,18 @@ _READ_ONLY_FILE_SYSTEM = errno.EROFS
 # with the data (POSIX): a commit then costs no write system call.
 _WRITEMAP = sys.platform != "win32"
 
+_ShareDBT = TypeVar("_ShareDBT", bound="ShareDB")
+
+# Errors at open that are not about an argument: no access to the files,
+# or a data file that is damaged or not an LMDB file of this build. They
+# reach the caller as they are.
+_FILE_ERRORS = (
+    PermissionError,
+    _lmdb.CorruptedError,
+    _lmdb.InvalidError,
+    _lmdb.VersionMismatchError,
+)
+
 
 class InvalidArgumentError(TypeError, ValueError):
     """An argument of ShareDB() has the wrong type or value.
@@ -43,6 +55,14 @@ class InvalidArgumentError(TypeError, ValueError):
 
 class ShareDBWarning(UserWarning):
     """An argument of ShareDB() was overridden by the saved settings."""
+
+
+class _KeysAndGetItem(Protocol):
+    """An object that update() reads as a mapping, through keys() and []."""
+
+    def keys(self) -> Iterable[Any]: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 class _Default:
@@ -102,14 +122,15 @@ def _store_path(path: object) -> str:
             f"path must be a str or os.PathLike, not {type(path).__name__} "
             f"({_describe(path)})"
         )
-    if not path or path in ("/", _SUFFIX, _SUFFIX + "/"):
+    if "\0" in path:
+        raise InvalidArgumentError(f"path {path!r} contains a null character")
+    name = path.rstrip("/")
+    if name in ("", _SUFFIX):
         raise InvalidArgumentError(
             f"path {path!r} does not name a store; give a directory name "
             f"such as './data'"
         )
-    if "\0" in path:
-        raise InvalidArgumentError(f"path {path!r} contains a null character")
-    path = path.rstrip("/") or "/"
+    path = name
     if path.endswith(_SUFFIX):
         path = path[: -len(_SUFFIX)]
     return path + _SUFFIX + "/"
@@ -185,9 +206,16 @@ class ShareDB(_lmdb.Store):
 
     __version__ = __version__
 
+    path: str
+    durable: bool
+    serial: str
+    compress: bool
+    max_readers: int
+    max_map_size: int
+
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         reset: bool = False,
         serial: str = _DEFAULT_SERIAL,
         compress: bool = _DEFAULT_COMPRESS,
@@ -380,7 +408,8 @@ class ShareDB(_lmdb.Store):
         self._attach_settings(winner)
 
     def _attach_settings(self, config: Config) -> None:
-        env = self._env
+        # Runs after _open(), which attached the environment.
+        env = cast(_lmdb.Environment, self._env)
         self._adopt(config)
         self._attach(
             env,
@@ -504,6 +533,10 @@ class ShareDB(_lmdb.Store):
             shared = _registry.acquire(
                 self.path, self.durable, lambda: self._open_env(config, plan)
             )
+        except _FILE_ERRORS:
+            # These are not bad arguments. The message describes what is
+            # wrong with the files, and the class lets callers tell.
+            raise
         except (_lmdb.Error, OSError) as exc:
             raise InvalidArgumentError(
                 f"cannot open the store {self.path}: {exc}"
@@ -585,7 +618,8 @@ class ShareDB(_lmdb.Store):
         if not self.is_alive:
             return False
         try:
-            if not self._env.closed:
+            # A live store has an environment attached.
+            if not cast(_lmdb.Environment, self._env).closed:
                 self.sync()
         finally:
             self._detach()
@@ -610,7 +644,7 @@ class ShareDB(_lmdb.Store):
         logger.debug("dropped %s", self.path)
         return True
 
-    def __enter__(self) -> ShareDB:
+    def __enter__(self: _ShareDBT) -> _ShareDBT:
         if not self.is_alive:
             raise _lmdb.ClosedError(
                 f"Access to {self!r} has been closed or dropped"
@@ -620,7 +654,9 @@ class ShareDB(_lmdb.Store):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[[str, bool, int], ShareDB], tuple[str, bool, int]]:
         if not self.is_alive:
             raise _lmdb.ClosedError(
                 f"Access to {self!r} has been closed or dropped, so it "
@@ -638,16 +674,24 @@ class ShareDB(_lmdb.Store):
     def __delitem__(self, key: object) -> None:
         self.remove(key)
 
-    def update(self, other: object = (), /, **kwargs: object) -> ShareDB:
+    def update(
+        self: _ShareDBT,
+        other: _KeysAndGetItem | Iterable[tuple[Any, Any]] = (),
+        /,
+        **kwargs: object,
+    ) -> _ShareDBT:
         """Store the pairs of a mapping or an iterable of pairs, and the
         keyword arguments, in one transaction; return the store."""
+        # The checks below pick the protocol, as dict.update() does, so
+        # other is used untyped.
+        source: Any = other
         pairs: Iterable[Any]
-        if isinstance(other, Mapping) or hasattr(other, "items"):
-            pairs = other.items()  # type: ignore[attr-defined]
-        elif hasattr(other, "keys"):
-            pairs = ((key, other[key]) for key in other.keys())  # type: ignore[attr-defined]
+        if isinstance(source, Mapping) or hasattr(source, "items"):
+            pairs = source.items()
+        elif hasattr(source, "keys"):
+            pairs = ((key, source[key]) for key in source.keys())
         else:
-            pairs = other  # type: ignore[assignment]
+            pairs = source
         if kwargs:
             pairs = _chain(pairs, kwargs.items())
         return self.multiset(pairs)

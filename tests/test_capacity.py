@@ -12,7 +12,12 @@ larger map_size given at reopen takes effect and is saved.
 from __future__ import annotations
 
 import configparser
+import errno
+import json
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 from conftest import run_python
@@ -253,6 +258,79 @@ def test_capacity_cap_holds_after_delete_cycles(full):
     assert max(sizes) <= CAP
 
 
+# Caps below two pages, and the data file at the cap -------------------------
+
+# Caps below two 4 KiB pages. A page limit computed from such a cap can
+# round down to 0, which is the value that means no limit.
+TINY_CAPS = [1, 4096, 8191]
+TEN_MIB = 10 << 20
+
+
+def fill_in_batches(db: ShareDB, size: int = 100) -> int:
+    """Write batches of size VALUEs with multiset until the map is full.
+
+    Returns the number of batches written.
+    """
+    batch = 0
+    while True:
+        try:
+            db.multiset(((batch, item), VALUE) for item in range(size))
+        except MapFullError:
+            return batch
+        batch += 1
+        if batch > 10_000:
+            pytest.fail("a capped store never filled up")
+
+
+@pytest.mark.parametrize("cap", TINY_CAPS)
+def test_capacity_tiny_cap_rejects_set(open_store, cap):
+    db = open_store(map_size=cap)
+    with pytest.raises(MapFullError):
+        db["k"] = VALUE
+
+    assert len(db) == 0
+
+
+@pytest.mark.parametrize("cap", TINY_CAPS)
+def test_capacity_tiny_cap_rejects_multiset(open_store, cap):
+    db = open_store(map_size=cap)
+    with pytest.raises(MapFullError):
+        db.multiset((number, VALUE) for number in range(100))
+
+    assert len(db) == 0
+
+
+@pytest.mark.parametrize("cap", TINY_CAPS)
+def test_capacity_tiny_cap_data_file_small(open_store, cap):
+    """1000 rejected writes leave only the two meta pages that every LMDB
+    data file starts with."""
+    db = open_store(map_size=cap)
+    rejected = 0
+    for number in range(1000):
+        try:
+            db[number] = VALUE
+        except MapFullError:
+            rejected += 1
+    page_size = db._env.stat()["psize"]
+    size = os.path.getsize(os.path.join(db.path, "data.mdb"))
+
+    assert rejected == 1000
+    assert size <= 2 * page_size
+
+
+@pytest.mark.parametrize("method", ["set", "multiset"])
+def test_capacity_data_file_within_cap(open_store, method):
+    db = open_store(map_size=TEN_MIB)
+    if method == "set":
+        fill(db)
+    else:
+        fill_in_batches(db)
+    size = os.path.getsize(os.path.join(db.path, "data.mdb"))
+
+    assert len(db) > 1000
+    assert size <= TEN_MIB
+
+
 # Raising the cap -----------------------------------------------------------
 
 
@@ -352,3 +430,85 @@ def test_capacity_unlimited_map_grows_across_processes(open_store):
         assert intact
     finally:
         db.drop()
+
+
+# A full disk -----------------------------------------------------------------
+
+# Size of the tmpfs that stands for a full disk.
+SMALL_DISK_SIZE = "24m"
+
+# Fills the store argv[1] with batches of 100 records of 2000 bytes until
+# the disk is full, deletes the first half of the batches, then writes 200
+# records at once, and prints what happened as JSON.
+FILL_DISK_DELETE_WRITE = """
+    import json
+    import os
+    import sys
+
+    from sharedb import ShareDB
+
+    db = ShareDB(sys.argv[1])
+    batches = 0
+    full_errno = None
+    while batches < 1000:
+        try:
+            db.multiset(((batches, item), os.urandom(2000)) for item in range(100))
+        except OSError as error:
+            full_errno = error.errno
+            break
+        batches += 1
+    db.multiremove(
+        (batch, item) for batch in range(batches // 2) for item in range(100)
+    )
+    try:
+        db.multiset((("after", item), "x" * 1000) for item in range(200))
+        write_error = None
+    except OSError as error:
+        write_error = repr(error)
+    print(json.dumps({
+        "full_errno": full_errno,
+        "batches": batches,
+        "write_error": write_error,
+        "length": len(db),
+        "last_after": db.get(("after", 199)),
+    }))
+    db.close()
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[str]:
+    """Path of a directory on a 24 MiB tmpfs mounted for the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fill up needs root")
+    if shutil.which("mount") is None or shutil.which("umount") is None:
+        pytest.skip("mount and umount are needed to mount a tmpfs to fill up")
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_SIZE}", "tmpfs", mount_point],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {mounted.stderr.strip()}")
+    try:
+        yield str(mount_point)
+    finally:
+        subprocess.run(["umount", mount_point], check=True)
+
+
+def test_capacity_full_disk_write_after_delete(small_disk):
+    """After a delete on a full disk, the next write reuses the freed pages
+    without another commit first."""
+    result = run_python(
+        FILL_DISK_DELETE_WRITE, os.path.join(small_disk, "store"), timeout=TIMEOUT
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    records_left = (outcome["batches"] - outcome["batches"] // 2) * 100
+    assert outcome["full_errno"] == errno.ENOSPC, outcome
+    assert outcome["write_error"] is None, outcome
+    assert outcome["length"] == records_left + 200
+    assert outcome["last_after"] == "x" * 1000

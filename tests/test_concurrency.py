@@ -14,13 +14,17 @@ the run.
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import multiprocessing
 import os
 import pickle
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -801,3 +805,161 @@ def test_killed_writer_leaves_store_intact(filled):
     assert uncommitted is None
     assert len(filled) == 101
     assert dict(filled.items()) == {**{n: n for n in range(100)}, "after": 1}
+
+
+# A reader of another user ------------------------------------------------------
+
+# uid and gid of the unprivileged account "nobody" on most Linux systems.
+NOBODY = 65534
+
+# Opens the store argv[1], counts its records if the open succeeds, and
+# prints how it went as JSON.
+OPEN_AND_COUNT = """
+import json
+import sys
+
+from sharedb import ShareDB
+
+try:
+    db = ShareDB(sys.argv[1])
+except Exception as error:
+    print(json.dumps({
+        "opened": False,
+        "error": type(error).__name__,
+        "errno": getattr(error, "errno", None),
+        "message": str(error),
+    }))
+else:
+    print(json.dumps({"opened": True, "records": len(db)}))
+"""
+
+
+@pytest.fixture
+def shared_directory() -> Iterator[str]:
+    """A new directory that every user can enter, unlike pytest's tmp_path,
+    which only the user running the tests can."""
+    if os.geteuid() != 0:
+        pytest.skip(f"running a reader as another user (uid {NOBODY}) needs root")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to run a reader as another user")
+    directory = tempfile.mkdtemp(prefix="sharedb-test-")
+    os.chmod(directory, 0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+@pytest.fixture
+def read_only_store(shared_directory) -> str:
+    """Path of a store with 100 records whose files other users may read
+    but not write: directory mode 755, files 644."""
+    path = os.path.join(shared_directory, "store")
+    db = ShareDB(path)
+    db.multiset((number, number) for number in range(100))
+    db.close()
+    os.chmod(db.path, 0o755)
+    for name in os.listdir(db.path):
+        os.chmod(os.path.join(db.path, name), 0o644)
+    return path
+
+
+def run_python_as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run code in a new interpreter as the user "nobody" (uid NOBODY)."""
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=child_environment(),
+    )
+
+
+def test_reader_without_lock_access_rejected(read_only_store):
+    """A reader that cannot write lock.mdb cannot take a reader slot, so
+    writers could reuse the pages it reads: the open must fail."""
+    result = run_python_as_nobody(OPEN_AND_COUNT, read_only_store)
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["opened"] is False, outcome
+    assert outcome["error"] == "PermissionError", outcome
+    assert outcome["errno"] == errno.EACCES, outcome
+    assert "lock.mdb" in outcome["message"]
+
+
+def test_reader_with_write_access_opens(read_only_store):
+    store_directory = read_only_store + ".ShareDB"
+    os.chmod(store_directory, 0o777)
+    for name in os.listdir(store_directory):
+        os.chmod(os.path.join(store_directory, name), 0o666)
+
+    result = run_python_as_nobody(OPEN_AND_COUNT, read_only_store)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"opened": True, "records": 100}
+
+
+# Ctrl-C during a batch write -----------------------------------------------------
+
+# Writes a multiset of 3 million plain tuple keys into the store argv[1].
+# The generator prints "ready" at the first pair, so the parent's SIGINT
+# arrives while the batch is read. Prints the outcome and the number of
+# records as JSON. The child installs the default SIGINT handler itself,
+# because Python keeps SIGINT ignored if it starts with it ignored, as the
+# background jobs of a shell without job control do.
+MULTISET_UNTIL_INTERRUPTED = """
+import json
+import signal
+import sys
+
+from sharedb import ShareDB
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+db = ShareDB(sys.argv[1])
+
+
+def pairs():
+    print("ready", flush=True)
+    for number in range(3_000_000):
+        yield ((0, number), number)
+
+
+try:
+    db.multiset(pairs())
+    outcome = "completed"
+except KeyboardInterrupt:
+    outcome = "KeyboardInterrupt"
+except BaseException as error:
+    outcome = f"{type(error).__name__}: {error}"[:300]
+print(json.dumps({"outcome": outcome, "records": len(db)}))
+db.close()
+"""
+
+
+def test_sigint_during_multiset_raises_keyboard_interrupt(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", MULTISET_UNTIL_INTERRUPTED, str(tmp_path / "store")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(),
+    )
+    try:
+        assert read_line(process) == "ready\n"
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=TIMEOUT)
+    finally:
+        stop(process)
+
+    assert process.returncode == 0, errors
+    outcome = json.loads(output)
+    assert outcome["outcome"] == "KeyboardInterrupt"
+    assert outcome["records"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import fractions
 import json
 import math
 import os
@@ -372,6 +373,152 @@ def test_frozenset_key_reads_back(open_store):
     key = frozenset({"b", "a", 3})
     db[key] = 1
     assert list(db.keys()) == [key]
+
+
+# Keys that 2.0.2 pickled from separate equal strings --------------------------
+
+# 2.0.2 pickled a key as given. Pickle writes an object that appears twice
+# once and then as a reference to it (its memo). So a tuple of two equal
+# strings that are separate objects, such as strings read from a file or
+# made by split(), got different bytes from a tuple that repeats one string
+# object. This release writes the second form and finds both.
+VALUE_202 = "written by 2.0.2"
+
+
+def separate_equal_words() -> tuple[str, str]:
+    """Return ("user", "user") made of two separate str objects."""
+    words = tuple("user user".split())
+    assert words[0] is not words[1]
+    return words
+
+
+@pytest.fixture
+def store_202(open_store) -> ShareDB:
+    """A pickle store with a record under the 2.0.2 bytes of the key
+    ("user", "user") made of separate strings, and one record under "other"."""
+    db = open_store(serial="pickle")
+    with db._env.begin(write=True) as txn:
+        txn.put(
+            pack(separate_equal_words(), "pickle"),
+            pack_value(VALUE_202, "pickle", False),
+        )
+        txn.put(pack("other", "pickle"), pack_value(1, "pickle", False))
+    return db
+
+
+def test_tuple_key_202_bytes_not_canonical():
+    word = "user"
+    canonical = pack((word, word), "pickle")
+    assert pack(separate_equal_words(), "pickle") != canonical
+
+
+LOOKUPS_202 = {
+    "get": lambda db, key: db.get(key),
+    "getitem": lambda db, key: db[key],
+    "multiget": lambda db, key: list(db.multiget([key]))[0],
+    "setdefault": lambda db, key: db.setdefault(key, "new"),
+    "pop": lambda db, key: db.pop(key),
+}
+
+
+@pytest.mark.parametrize("call", list(LOOKUPS_202))
+def test_tuple_key_202_value_found(store_202, call):
+    key = separate_equal_words()
+    assert LOOKUPS_202[call](store_202, key) == VALUE_202
+
+
+@pytest.mark.parametrize(
+    "key",
+    [("user", "user"), separate_equal_words()],
+    ids=["one-str-object", "separate-str-objects"],
+)
+def test_tuple_key_202_contained(store_202, key):
+    assert key in store_202
+
+
+def test_tuple_key_202_has_multikey(store_202):
+    key = separate_equal_words()
+    assert list(store_202.has_multikey([key, ("absent", "absent")])) == [True, False]
+
+
+def test_tuple_key_202_setdefault_keeps_record(store_202):
+    store_202.setdefault(separate_equal_words(), "new")
+    assert len(store_202) == 2
+
+
+REMOVALS_202 = {
+    "pop": lambda db, key: db.pop(key),
+    "delitem": lambda db, key: db.__delitem__(key),
+    "remove": lambda db, key: db.remove(key),
+    "multiremove": lambda db, key: db.multiremove([key]),
+}
+
+
+@pytest.mark.parametrize("call", list(REMOVALS_202))
+def test_tuple_key_202_removed(store_202, call):
+    REMOVALS_202[call](store_202, separate_equal_words())
+    assert list(raw_records(store_202)) == [pack("other", "pickle")]
+
+
+WRITES_202 = {
+    "set": lambda db, key: db.set(key, "new"),
+    "setitem": lambda db, key: db.__setitem__(key, "new"),
+    "multiset": lambda db, key: db.multiset([(key, "new")]),
+    "update": lambda db, key: db.update({key: "new"}),
+}
+
+
+@pytest.mark.parametrize("call", list(WRITES_202))
+def test_tuple_key_202_write_replaces_record(store_202, call):
+    WRITES_202[call](store_202, separate_equal_words())
+    assert len(store_202) == 2
+    assert store_202[separate_equal_words()] == "new"
+
+
+@pytest.mark.parametrize("call", list(WRITES_202))
+def test_tuple_key_202_write_canonical_bytes(store_202, call):
+    WRITES_202[call](store_202, separate_equal_words())
+    word = "user"
+    expected = {pack((word, word), "pickle"), pack("other", "pickle")}
+    assert set(raw_records(store_202)) == expected
+
+
+DAY = datetime.date(2024, 5, 1)
+AMOUNT = decimal.Decimal("1.5")
+THIRD = fractions.Fraction(1, 3)
+
+# (key repeating one object, equal key built from separate objects)
+REPEATED_PART_KEYS = {
+    "date": ((DAY, DAY), (datetime.date(2024, 5, 1), datetime.date(2024, 5, 1))),
+    "date-in-longer-tuple": (
+        ("start-end", DAY, DAY),
+        ("start-end", datetime.date(2024, 5, 1), datetime.date(2024, 5, 1)),
+    ),
+    "decimal": ((AMOUNT, AMOUNT), (decimal.Decimal("1.5"), decimal.Decimal("1.5"))),
+    "fraction": (
+        (THIRD, THIRD),
+        (fractions.Fraction(1, 3), fractions.Fraction(1, 3)),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REPEATED_PART_KEYS))
+def test_repeated_equal_parts_key_found(open_store, case):
+    repeated, separate = REPEATED_PART_KEYS[case]
+    assert separate[-1] is not separate[-2]
+    db = open_store(serial="pickle")
+    db[repeated] = "value"
+    assert separate in db
+
+
+@pytest.mark.parametrize("case", list(REPEATED_PART_KEYS))
+def test_repeated_equal_parts_one_record(open_store, case):
+    repeated, separate = REPEATED_PART_KEYS[case]
+    db = open_store(serial="pickle")
+    db[repeated] = "first"
+    db[separate] = "second"
+    assert len(db) == 1
+    assert db[repeated] == "second"
 
 
 # Round trips -----------------------------------------------------------------

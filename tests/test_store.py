@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import collections.abc
 import configparser
+import errno
+import json
 import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -143,6 +146,51 @@ def test_path_uncreatable_directory_raises(tmp_path):
     assert "plain-file" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["x//", "x///", "x.ShareDB//"])
+def test_path_repeated_slashes_stripped(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with ShareDB(name) as db:
+        assert db.path == "x.ShareDB/"
+    assert os.listdir(tmp_path) == ["x.ShareDB"]
+
+
+@pytest.mark.parametrize("name", [".ShareDB", ".ShareDB/", ".ShareDB//"])
+def test_path_without_name_rejected(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        ShareDB(name)
+    assert "does not name a store" in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["/", "//"])
+def test_path_root_directory_rejected(name):
+    # The private path check is called directly: ShareDB(name) would
+    # create /.ShareDB if the check let the name through.
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        sharedb.store._store_path(name)
+    assert "does not name a store" in str(info.value)
+
+
+def test_path_broken_symlink_named(tmp_path):
+    link = tmp_path / "s.ShareDB"
+    link.symlink_to(tmp_path / "missing-target")
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        ShareDB(str(tmp_path / "s"))
+    assert "a broken symbolic link" in str(info.value)
+    assert os.path.islink(link)
+
+
+def test_path_broken_symlink_replaced_by_reset(open_store, tmp_path):
+    link = tmp_path / "s.ShareDB"
+    link.symlink_to(tmp_path / "missing-target")
+    db = open_store("s", reset=True)
+    db["k"] = "v"
+    assert not os.path.islink(link)
+    assert os.path.isdir(link)
+    assert not os.path.exists(tmp_path / "missing-target")
+
+
 def test_reset_replaces_directory_store(open_store, tmp_path):
     db = open_store("r", serial="msgpack")
     db["old"] = 1
@@ -207,6 +255,27 @@ INVALID_ARGUMENTS = [
     ({"map_size": "1"}, "1", "positive int"),
     ({"map_size": 2.0**30}, "1073741824.0", "positive int"),
 ]
+
+# Maximum of each integer argument. The error message for a value out of
+# range names it.
+MAX_READERS = sharedb._config.MAX_READERS
+MAX_BUFFER_SIZE = sharedb._config.MAX_SYNC_THRESHOLD
+MAX_MAP_SIZE = sharedb._mapsize.max_map_size()
+
+# (keyword arguments, maximum): integers out of range, from 0 to values
+# that a C int, a C long or the address space cannot hold.
+OUT_OF_RANGE_ARGUMENTS = [
+    ({"readers": 0}, MAX_READERS),
+    ({"readers": 2**31}, MAX_READERS),
+    ({"readers": 10**30}, MAX_READERS),
+    ({"buffer_size": 10**30}, MAX_BUFFER_SIZE),
+    ({"map_size": 10**30}, MAX_MAP_SIZE),
+]
+OUT_OF_RANGE_IDS = [
+    f"{name}={value!r}"
+    for kwargs, _ in OUT_OF_RANGE_ARGUMENTS
+    for name, value in kwargs.items()
+]
 INVALID_IDS = [
     f"{name}={value!r}"
     for kwargs, _, _ in INVALID_ARGUMENTS
@@ -252,6 +321,58 @@ def test_invalid_argument_leaves_path_usable(tmp_path, kwargs):
     with ShareDB(str(tmp_path / "bad")) as db:
         db["k"] = "v"
         assert db["k"] == "v"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "maximum"), OUT_OF_RANGE_ARGUMENTS, ids=OUT_OF_RANGE_IDS
+)
+def test_out_of_range_argument_rejected(tmp_path, kwargs, maximum):
+    with pytest.raises(sharedb.InvalidArgumentError):
+        ShareDB(str(tmp_path / "bad"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "maximum"), OUT_OF_RANGE_ARGUMENTS, ids=OUT_OF_RANGE_IDS
+)
+def test_out_of_range_argument_message_names_maximum(tmp_path, kwargs, maximum):
+    ((name, value),) = kwargs.items()
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        ShareDB(str(tmp_path / "bad"), **kwargs)
+    message = str(info.value)
+    assert name in message
+    assert f"at most {maximum}" in message
+    assert f"not {value}" in message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "maximum"), OUT_OF_RANGE_ARGUMENTS, ids=OUT_OF_RANGE_IDS
+)
+def test_out_of_range_argument_keeps_saved_config(
+    open_store, tmp_path, kwargs, maximum
+):
+    db = open_store("kept")
+    db["k"] = "v"
+    db.close()
+    config_file = tmp_path / "kept.ShareDB" / "ShareDB.config"
+    saved_text = config_file.read_text()
+    with pytest.raises(sharedb.InvalidArgumentError):
+        ShareDB(str(tmp_path / "kept"), **kwargs)
+    assert config_file.read_text() == saved_text
+    assert open_store("kept")["k"] == "v"
+
+
+def test_config_readers_out_of_range_raises(open_store, tmp_path):
+    open_store("c").close()
+    config_file = tmp_path / "c.ShareDB" / "ShareDB.config"
+    text = config_file.read_text()
+    assert "readers = 256\n" in text
+    config_file.write_text(text.replace("readers = 256\n", "readers = 99999999999\n"))
+    with pytest.raises(sharedb.ConfigError) as info:
+        ShareDB(str(tmp_path / "c"))
+    message = str(info.value)
+    assert str(config_file) in message
+    assert "'readers'" in message
+    assert f"at most {MAX_READERS}" in message
 
 
 # Opening: the saved config -----------------------------------------------
@@ -398,6 +519,77 @@ def test_reopen_larger_map_size_saved(open_store, tmp_path):
     assert options["mslimit"] == str(2**24)
     db = open_store("m")
     assert db.max_map_size == 2**24
+
+
+# Reopening a damaged data file ---------------------------------------------
+
+# Opens the store argv[1], reads every record if the open succeeds, and
+# prints how it went as JSON. A crash (SIGBUS on a page past the end of
+# the file) ends the child with a negative return code instead.
+OPEN_AND_READ = """
+    import json
+    import sys
+
+    from sharedb import ShareDB, lmdb
+
+    try:
+        db = ShareDB(sys.argv[1])
+    except Exception as error:
+        print(json.dumps({
+            "opened": False,
+            "error": type(error).__name__,
+            "is_corrupted": isinstance(error, lmdb.CorruptedError),
+            "message": str(error),
+        }))
+    else:
+        records = sum(1 for _ in db.items())
+        print(json.dumps({"opened": True, "records": records}))
+"""
+
+
+def test_truncated_data_file_rejected_at_open(open_store, tmp_path):
+    db = open_store("whole")
+    db.multiset((number, os.urandom(200)) for number in range(5000))
+    used_bytes = (db._env.info()["last_pgno"] + 1) * db._env.stat()["psize"]
+    db.close()
+    shutil.copytree(tmp_path / "whole.ShareDB", tmp_path / "cut.ShareDB")
+    data_file = tmp_path / "cut.ShareDB" / "data.mdb"
+    cut_size = os.path.getsize(data_file) // 2
+    assert cut_size < used_bytes, "the cut must remove pages in use"
+    os.truncate(data_file, cut_size)
+
+    result = run_python(OPEN_AND_READ, str(tmp_path / "cut"))
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["opened"] is False, outcome
+    assert outcome["is_corrupted"] is True, outcome
+    assert "truncated" in outcome["message"]
+
+
+def test_copied_data_file_opens_whole(open_store, tmp_path):
+    db = open_store("whole")
+    db.multiset((number, os.urandom(200)) for number in range(5000))
+    db.close()
+    shutil.copytree(tmp_path / "whole.ShareDB", tmp_path / "copy.ShareDB")
+
+    result = run_python(OPEN_AND_READ, str(tmp_path / "copy"))
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"opened": True, "records": 5000}
+
+
+def test_emptied_data_file_raises_corrupted(open_store, tmp_path):
+    db = open_store("emptied")
+    db["k"] = "v"
+    db.close()
+    data_file = tmp_path / "emptied.ShareDB" / "data.mdb"
+    os.truncate(data_file, 0)
+    assert (tmp_path / "emptied.ShareDB" / "ShareDB.config").exists()
+    with pytest.raises(sharedb.lmdb.CorruptedError) as info:
+        ShareDB(str(tmp_path / "emptied"))
+    assert str(data_file) in str(info.value)
+    assert os.path.getsize(data_file) == 0
 
 
 # Attributes, repr and str ------------------------------------------------
@@ -963,6 +1155,201 @@ def test_update_bad_keyword_stores_nothing(db):
     assert len(db) == 0
 
 
+# Exceptions raised by the caller's code ---------------------------------------
+
+
+class Interrupt(BaseException):
+    """A BaseException that is neither KeyboardInterrupt nor SystemExit."""
+
+
+BASE_EXCEPTIONS = [KeyboardInterrupt, SystemExit, Interrupt]
+
+
+class FailingKey:
+    """A key whose pickling raises the given exception from __reduce__."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __reduce__(self):
+        raise self.error
+
+
+class FailingValue:
+    """A value whose pickling raises the given exception from __getstate__."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getstate__(self):
+        raise self.error
+
+
+def pairs_then_raise(error: BaseException):
+    yield ("new", 1)
+    raise error
+
+
+def keys_then_raise(error: BaseException):
+    yield "kept"
+    raise error
+
+
+# Calls on a store that contains only "kept". The caller's code raises
+# error while the store serializes a key or a value, or reads the iterable.
+FAILING_CALLS = {
+    "set-key": lambda db, error: db.set(FailingKey(error), 1),
+    "set-value": lambda db, error: db.set("new", FailingValue(error)),
+    "setitem-value": lambda db, error: db.__setitem__("new", FailingValue(error)),
+    "setdefault-value": lambda db, error: db.setdefault("new", FailingValue(error)),
+    "multiset-key": lambda db, error: db.multiset(
+        [("new", 1), (FailingKey(error), 1)]
+    ),
+    "multiset-value": lambda db, error: db.multiset(
+        [("new", 1), ("other", FailingValue(error))]
+    ),
+    "multiset-iterator": lambda db, error: db.multiset(pairs_then_raise(error)),
+    "update-value": lambda db, error: db.update(
+        {"new": 1, "other": FailingValue(error)}
+    ),
+    "update-iterator": lambda db, error: db.update(pairs_then_raise(error)),
+    "multiget-key": lambda db, error: list(db.multiget(["kept", FailingKey(error)])),
+    "multiget-iterator": lambda db, error: list(db.multiget(keys_then_raise(error))),
+    "has_multikey-iterator": lambda db, error: list(
+        db.has_multikey(keys_then_raise(error))
+    ),
+    "multiremove-key": lambda db, error: db.multiremove(["kept", FailingKey(error)]),
+    "multiremove-iterator": lambda db, error: db.multiremove(keys_then_raise(error)),
+}
+BASE_EXCEPTION_IDS = [exception_class.__name__ for exception_class in BASE_EXCEPTIONS]
+
+
+@pytest.mark.parametrize("call", list(FAILING_CALLS))
+@pytest.mark.parametrize("exception_class", BASE_EXCEPTIONS, ids=BASE_EXCEPTION_IDS)
+def test_base_exception_propagates_unchanged(open_store, exception_class, call):
+    db = open_store(serial="pickle")
+    db["kept"] = "old"
+    error = exception_class("raised by the caller's code")
+    with pytest.raises(exception_class) as info:
+        FAILING_CALLS[call](db, error)
+    assert info.value is error
+
+
+@pytest.mark.parametrize("call", list(FAILING_CALLS))
+@pytest.mark.parametrize("exception_class", BASE_EXCEPTIONS, ids=BASE_EXCEPTION_IDS)
+def test_base_exception_writes_nothing(open_store, exception_class, call):
+    db = open_store(serial="pickle")
+    db["kept"] = "old"
+    with pytest.raises(exception_class):
+        FAILING_CALLS[call](db, exception_class("raised by the caller's code"))
+    assert dict(db.items()) == {"kept": "old"}
+
+
+def test_system_exit_in_iterator_keeps_status(tmp_path):
+    result = run_python(
+        """
+        import sys
+
+        from sharedb import ShareDB
+
+        def pairs():
+            yield (1, 1)
+            sys.exit(3)
+
+        db = ShareDB(sys.argv[1])
+        db.multiset(pairs())
+        """,
+        str(tmp_path / "exit"),
+    )
+    assert result.returncode == 3
+    assert result.stderr == ""
+
+
+class QuotaExceeded(Exception):
+    """An exception whose __init__ requires other arguments than a message."""
+
+    def __init__(self, user: str, limit: int) -> None:
+        super().__init__(f"{user} is over the quota of {limit}")
+        self.user = user
+        self.limit = limit
+
+
+# name: (function returning a new exception, attributes it must keep)
+ITERATOR_ERRORS = {
+    "custom-init": (lambda: QuotaExceeded("bob", 10), ("user", "limit")),
+    "oserror-errno": (
+        lambda: OSError(errno.EIO, "Input/output error", "input.csv"),
+        ("errno", "strerror", "filename"),
+    ),
+    "unicode-decode": (
+        lambda: UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        ("encoding", "object", "start", "end", "reason"),
+    ),
+}
+
+# name: (call on a store and an iterable, generator function that yields
+# one item and then raises the given exception)
+ITERATOR_CALLS = {
+    "multiset": (lambda db, iterable: db.multiset(iterable), pairs_then_raise),
+    "update": (lambda db, iterable: db.update(iterable), pairs_then_raise),
+    "multiget": (lambda db, iterable: list(db.multiget(iterable)), keys_then_raise),
+    "has_multikey": (
+        lambda db, iterable: list(db.has_multikey(iterable)),
+        keys_then_raise,
+    ),
+    "multiremove": (lambda db, iterable: db.multiremove(iterable), keys_then_raise),
+}
+
+
+def raise_from_iterator(db: ShareDB, call: str, error: BaseException):
+    """Run call with a generator that raises error, and return the
+    generator and the exception that call raised."""
+    method, generator_function = ITERATOR_CALLS[call]
+    iterable = generator_function(error)
+    with pytest.raises(BaseException) as info:
+        method(db, iterable)
+    return iterable, info.value
+
+
+@pytest.mark.parametrize("call", list(ITERATOR_CALLS))
+@pytest.mark.parametrize("error_name", list(ITERATOR_ERRORS))
+def test_iterator_error_keeps_class(db, error_name, call):
+    error = ITERATOR_ERRORS[error_name][0]()
+    _, raised = raise_from_iterator(db, call, error)
+    assert type(raised) is type(error)
+
+
+@pytest.mark.parametrize("call", list(ITERATOR_CALLS))
+@pytest.mark.parametrize("error_name", list(ITERATOR_ERRORS))
+def test_iterator_error_keeps_args(db, error_name, call):
+    error = ITERATOR_ERRORS[error_name][0]()
+    expected_args = error.args
+    _, raised = raise_from_iterator(db, call, error)
+    assert raised.args == expected_args
+
+
+@pytest.mark.parametrize("call", list(ITERATOR_CALLS))
+@pytest.mark.parametrize("error_name", list(ITERATOR_ERRORS))
+def test_iterator_error_keeps_attributes(db, error_name, call):
+    make_error, names = ITERATOR_ERRORS[error_name]
+    error = make_error()
+    expected = {name: getattr(error, name) for name in names}
+    _, raised = raise_from_iterator(db, call, error)
+    assert {name: getattr(raised, name, "missing") for name in names} == expected
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="exception notes are new in Python 3.11"
+)
+@pytest.mark.parametrize("call", list(ITERATOR_CALLS))
+@pytest.mark.parametrize("error_name", list(ITERATOR_ERRORS))
+def test_iterator_error_note_names_iterable(db, error_name, call):
+    error = ITERATOR_ERRORS[error_name][0]()
+    iterable, raised = raise_from_iterator(db, call, error)
+    notes = getattr(raised, "__notes__", [])
+    assert any(str(iterable) in note for note in notes), notes
+
+
 # setdefault ------------------------------------------------------------------
 
 
@@ -1386,6 +1773,43 @@ def test_reopen_after_both_closed(open_store):
     first.close()
     second.close()
     assert open_store("shared")["a"] == 1
+
+
+def test_reset_closes_older_object(open_store):
+    older = open_store("reset")
+    older["a"] = 1
+    open_store("reset", reset=True)
+    assert older.is_alive is False
+
+
+def test_reset_older_drop_deletes_nothing(open_store, tmp_path):
+    older = open_store("reset")
+    older["a"] = 1
+    newer = open_store("reset", reset=True)
+    newer["important"] = "data"
+    assert older.drop() is False
+    assert os.path.isdir(tmp_path / "reset.ShareDB")
+    assert newer.is_alive is True
+    assert dict(newer.items()) == {"important": "data"}
+
+
+def test_reset_newer_data_survives_reopen(open_store):
+    older = open_store("reset")
+    older["a"] = 1
+    newer = open_store("reset", reset=True)
+    newer["important"] = "data"
+    older.drop()
+    newer["more"] = 1
+    newer.close()
+    assert dict(open_store("reset").items()) == {"important": "data", "more": 1}
+
+
+def test_drop_closes_other_object(open_store):
+    first = open_store("dropped")
+    second = open_store("dropped")
+    first.drop()
+    assert second.is_alive is False
+    assert second.drop() is False
 
 
 # Disk usage ----------------------------------------------------------------

@@ -2451,8 +2451,12 @@ search_done:
 		goto fail;
 	}
 #ifndef _WIN32
-	/* ShareDB: new pages at the end must lie within the file. */
-	if (!i && (env->me_flags & MDB_WRITEMAP) &&
+	/* ShareDB: the pages must lie within the file. New pages at
+	 * the end may not, and neither may reused ones: LMDB does not
+	 * write pages freed in the transaction that allocated them, so
+	 * a file written without #MDB_WRITEMAP may end before free pages.
+	 */
+	if ((env->me_flags & MDB_WRITEMAP) &&
 		(rc = mdb_env_grow_file(env, pgno + num)) != 0)
 		goto fail;
 #endif
