@@ -17,7 +17,8 @@ from __future__ import annotations
 import io
 import pickle
 import struct
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, cast
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -76,13 +77,12 @@ def _unshared(obj: object) -> object:
     Strs and bytes of one character, and empty ones, stay shared: CPython
     keeps a single object for each of them.
     """
-    kind = type(obj)
-    if kind is str and len(obj) > 1:  # type: ignore[arg-type]
-        return (obj + "\0")[:-1]  # type: ignore[operator]
-    if kind is bytes and len(obj) > 1:  # type: ignore[arg-type]
-        return bytes(bytearray(obj))  # type: ignore[arg-type]
-    if kind is tuple:
-        return tuple(_unshared(item) for item in obj)  # type: ignore[attr-defined]
+    if type(obj) is str and len(obj) > 1:
+        return (obj + "\0")[:-1]
+    if type(obj) is bytes and len(obj) > 1:
+        return bytes(bytearray(obj))
+    if type(obj) is tuple:
+        return tuple(_unshared(item) for item in obj)
     return obj
 
 
@@ -95,11 +95,12 @@ def _is_plain(obj: object, depth: int) -> bool:
     if kind in _PLAIN_TYPES:
         return True
     if kind in (tuple, list, set, frozenset):
-        return all(_is_plain(item, depth + 1) for item in obj)  # type: ignore[attr-defined]
-    if kind is dict:
+        items = cast("Iterable[object]", obj)
+        return all(_is_plain(item, depth + 1) for item in items)
+    if type(obj) is dict:
         return all(
             _is_plain(key, depth + 1) and _is_plain(value, depth + 1)
-            for key, value in obj.items()  # type: ignore[attr-defined]
+            for key, value in obj.items()
         )
     return False
 
@@ -109,29 +110,34 @@ class _FixedOrderSet:
 
     __slots__ = ("kind", "items")
 
-    def __init__(self, kind: type, items: list[Any]) -> None:
+    def __init__(self, kind: type, items: list[object]) -> None:
         self.kind = kind
         self.items = items
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[object]:
         return iter(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
 
 
-class _FixedOrderPickler(pickle._Pickler):  # type: ignore[name-defined]
+class _FixedOrderPickler(pickle._Pickler):
     """The pure-Python pickler, which writes the same bytes as the C one,
     writing each _FixedOrderSet with the set opcodes of its kind and its
     items in their given order."""
 
+    # typeshed leaves out the undocumented save_* methods of _Pickler.
     def save_fixed_order_set(self, obj: _FixedOrderSet) -> None:
         if obj.kind is frozenset:
-            self.save_frozenset(obj)
+            self.save_frozenset(obj)  # type: ignore[attr-defined]
         else:
-            self.save_set(obj)
+            self.save_set(obj)  # type: ignore[attr-defined]
 
-    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+    # typeshed types the handlers of _Pickler.dispatch as taking an
+    # Unpickler, but they take the pickler.
+    dispatch: ClassVar[dict[type, Callable[[Any, Any], None]]] = dict(
+        pickle._Pickler.dispatch
+    )
     dispatch[_FixedOrderSet] = save_fixed_order_set
 
 
@@ -159,20 +165,23 @@ class _Canonicalizer:
 
     def _rebuild(self, obj: object) -> tuple[object, object]:
         """Return (canonical object, signature) for obj."""
+        # The branches test type(obj) rather than kind so that type
+        # checkers narrow obj.
         kind = type(obj)
+        signature: object
         if kind in _MERGED_ATOMS:
             signature = (kind, obj)
             return self._share(signature, obj), signature
-        if kind is tuple or kind is list:
-            parts = [self._rebuild(item) for item in obj]  # type: ignore[attr-defined]
+        if type(obj) is tuple or type(obj) is list:
+            parts = [self._rebuild(item) for item in obj]
             signature = (kind, tuple(part[1] for part in parts))
             items = [part[0] for part in parts]
             rebuilt = tuple(items) if kind is tuple else items
             return self._share(signature, rebuilt), signature
-        if kind is dict:
-            return self._rebuild_dict(obj)  # type: ignore[arg-type]
-        if kind is set or kind is frozenset:
-            return self._rebuild_set(kind, obj)  # type: ignore[arg-type]
+        if type(obj) is dict:
+            return self._rebuild_dict(obj)
+        if type(obj) is set or type(obj) is frozenset:
+            return self._rebuild_set(type(obj), obj)
         return self._rebuild_other(obj)
 
     def _rebuild_other(self, obj: object) -> tuple[object, object]:
@@ -203,7 +212,11 @@ class _Canonicalizer:
         rebuilt = {entry[1]: entry[2] for entry in entries}
         return self._share(signature, rebuilt), signature
 
-    def _rebuild_set(self, kind: type, obj: Any) -> tuple[object, object]:
+    def _rebuild_set(
+        self,
+        kind: type[set[Any] | frozenset[Any]],
+        obj: set[Any] | frozenset[Any],
+    ) -> tuple[object, object]:
         parts = [self._rebuild(item) for item in obj]
         parts.sort(key=lambda part: pickle.dumps(part[0], PROTOCOL))
         items = [part[0] for part in parts]
@@ -221,11 +234,10 @@ class _Canonicalizer:
 
 
 def _has_stable_hash(obj: object) -> bool:
-    kind = type(obj)
-    if kind in _STABLE_HASH_TYPES:
+    if type(obj) in _STABLE_HASH_TYPES:
         return True
-    if kind is tuple or kind is frozenset:
-        return all(_has_stable_hash(item) for item in obj)  # type: ignore[attr-defined]
+    if type(obj) is tuple or type(obj) is frozenset:
+        return all(_has_stable_hash(item) for item in obj)
     return False
 
 
@@ -241,6 +253,6 @@ def _leaf_signature(obj: object) -> object:
         return (kind, obj)
     if kind is float:
         return (kind, struct.pack("<d", obj))
-    if kind is complex:
-        return (kind, struct.pack("<dd", obj.real, obj.imag))  # type: ignore[attr-defined]
+    if type(obj) is complex:
+        return (kind, struct.pack("<dd", obj.real, obj.imag))
     return (kind, id(obj))

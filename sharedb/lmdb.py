@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sharedb._lmdb import (
     LMDB_VERSION,
@@ -124,7 +124,9 @@ else:
         return Environment(path, **options)
 
 
-def verify(path, *, subdir=True):
+def verify(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes], *, subdir: bool = True
+) -> dict[str, Any]:
     """Check the data file of the environment at path page by page.
 
     Returns the dict of Environment.verify(); its problems list is empty
@@ -136,14 +138,12 @@ def verify(path, *, subdir=True):
     """
     from sharedb import _registry
 
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    shared = _registry.find(path) if subdir else None
+    name = os.fsdecode(os.fspath(path))
+    shared = _registry.find(name) if subdir else None
     if shared is not None and not shared.env.closed:
         return shared.env.verify()
     try:
-        env = Environment(path, subdir=subdir, readonly=True)
+        env = Environment(name, subdir=subdir, readonly=True)
     except CorruptedError as exc:
         return _unreadable(str(exc))
     except OSError as exc:
@@ -153,7 +153,7 @@ def verify(path, *, subdir=True):
         # store through it, so reading without the lock is safe.
         try:
             env = Environment(
-                path, subdir=subdir, readonly=True, lock=False
+                name, subdir=subdir, readonly=True, lock=False
             )
         except CorruptedError as exc2:
             return _unreadable(str(exc2))
@@ -161,7 +161,7 @@ def verify(path, *, subdir=True):
         return env.verify()
 
 
-def _unreadable(problem):
+def _unreadable(problem: str) -> dict[str, Any]:
     counts = dict.fromkeys(
         (
             "pages",
