@@ -58,11 +58,15 @@ static const error_spec lmdb_error_specs[SHAREDB_LMDB_ERROR_COUNT] = {
      "The database handle was changed or closed unexpectedly."},
 };
 
+/* Create sharedb.lmdb.<name> with class attributes code (the LMDB
+   return code, or None when code is 0) and call (None); instances raised
+   for an LMDB call set both. */
 static PyObject *
 new_error_class(PyObject *module, const char *name, PyObject *base,
-                PyObject *extra_base, const char *doc)
+                PyObject *extra_base, int code, const char *doc)
 {
     PyObject *bases = NULL;
+    PyObject *attributes = NULL;
     PyObject *cls = NULL;
     char qualified[64];
 
@@ -76,8 +80,21 @@ new_error_class(PyObject *module, const char *name, PyObject *base,
     if (bases == NULL) {
         return NULL;
     }
-    cls = PyErr_NewExceptionWithDoc(qualified, doc, bases, NULL);
+    if (code != 0) {
+        attributes = Py_BuildValue("{s:i,s:O}", "code", code, "call",
+                                   Py_None);
+    }
+    else {
+        attributes = Py_BuildValue("{s:O,s:O}", "code", Py_None, "call",
+                                   Py_None);
+    }
+    if (attributes == NULL) {
+        Py_DECREF(bases);
+        return NULL;
+    }
+    cls = PyErr_NewExceptionWithDoc(qualified, doc, bases, attributes);
     Py_DECREF(bases);
+    Py_DECREF(attributes);
     if (cls == NULL) {
         return NULL;
     }
@@ -91,27 +108,26 @@ new_error_class(PyObject *module, const char *name, PyObject *base,
 int
 sharedb_errors_setup(PyObject *module, sharedb_state *state)
 {
-    state->error = PyErr_NewExceptionWithDoc(
-        "sharedb.lmdb.Error",
-        "Base class of the errors LMDB reports.  Instances carry the LMDB "
-        "return code as code and the failed LMDB call as call.",
-        NULL, NULL);
+    state->error = new_error_class(
+        module, "Error", PyExc_Exception, NULL, 0,
+        "Base class of the errors LMDB reports.\n\n"
+        "code is the LMDB return code of the class, or None for Error,\n"
+        "ClosedError and ReadonlyError.  call names the LMDB function\n"
+        "that failed, or is None when a check of the binding raised the\n"
+        "error.");
     if (state->error == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObjectRef(module, "Error", state->error) < 0) {
         return -1;
     }
 
     state->closed_error = new_error_class(
-        module, "ClosedError", state->error, PyExc_RuntimeError,
+        module, "ClosedError", state->error, PyExc_RuntimeError, 0,
         "The environment is closed, or the transaction or cursor ended.");
     if (state->closed_error == NULL) {
         return -1;
     }
 
     state->readonly_error = new_error_class(
-        module, "ReadonlyError", state->error, NULL,
+        module, "ReadonlyError", state->error, NULL, 0,
         "A write was attempted in a read-only environment or "
         "transaction.");
     if (state->readonly_error == NULL) {
@@ -125,7 +141,7 @@ sharedb_errors_setup(PyObject *module, sharedb_state *state)
         assert(spec->code == MDB_KEYEXIST + i);
         state->lmdb_errors[i] = new_error_class(module, spec->name,
                                                 state->error, extra,
-                                                spec->doc);
+                                                spec->code, spec->doc);
         if (state->lmdb_errors[i] == NULL) {
             return -1;
         }
@@ -135,7 +151,7 @@ sharedb_errors_setup(PyObject *module, sharedb_state *state)
     state->key_too_long_error = new_error_class(
         module, "KeyTooLongError",
         state->lmdb_errors[MDB_BAD_VALSIZE - MDB_KEYEXIST],
-        PyExc_TypeError,
+        PyExc_TypeError, MDB_BAD_VALSIZE,
         "A packed key is longer than the maximum key size of LMDB.");
     if (state->key_too_long_error == NULL) {
         return -1;
@@ -209,6 +225,18 @@ raise_os_error(int rc, const char *call, PyObject *context)
 #endif
 }
 
+/* The advice added to the message of an error that means a damaged data
+   file. */
+static const char *
+damage_hint(int rc)
+{
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
+        return "; the data file is damaged: sharedb.lmdb.verify() lists "
+               "what is wrong, and a backup restores it";
+    }
+    return "";
+}
+
 PyObject *
 sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
                    PyObject *context)
@@ -246,13 +274,13 @@ sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
         if (shown == NULL) {
             goto done;
         }
-        message = PyUnicode_FromFormat("%s failed on %U: %s", call, shown,
-                                       mdb_strerror(rc));
+        message = PyUnicode_FromFormat("%s failed on %U: %s%s", call, shown,
+                                       mdb_strerror(rc), damage_hint(rc));
         Py_DECREF(shown);
     }
     else {
-        message = PyUnicode_FromFormat("%s failed: %s", call,
-                                       mdb_strerror(rc));
+        message = PyUnicode_FromFormat("%s failed: %s%s", call,
+                                       mdb_strerror(rc), damage_hint(rc));
     }
     if (message == NULL) {
         goto done;

@@ -37,11 +37,11 @@ def msgpack_pack(obj: object, /, canonical: bool = False) -> bytes: ...
 def msgpack_unpack(data: _ReadableBuffer, /) -> Any: ...
 
 class Error(Exception):
-    # Set only on errors raised for a code that an LMDB call returned. The
-    # binding's own checks, such as the one for an empty key, raise errors
-    # without them.
-    code: int
-    call: str
+    # code is the LMDB return code of the class (None for Error, ClosedError
+    # and ReadonlyError). call names the failed LMDB function, or is None
+    # when a check of the binding raised the error.
+    code: int | None
+    call: str | None
 
 class ClosedError(Error, RuntimeError): ...
 class ReadonlyError(Error): ...

@@ -281,3 +281,44 @@ def test_file_ending_before_free_pages_opens_and_grows(tmp_path):
     )
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "[]"
+
+
+def test_damaged_page_read_raises_corrupted(tmp_path):
+    """A branch node that points past the file, read through LMDB,
+    raises CorruptedError or PageNotFoundError instead of crashing."""
+    fill(str(tmp_path), 3000, 100)
+    meta, page_size = current_meta(str(tmp_path))
+    data_path = tmp_path / "data.mdb"
+    data = bytearray(data_path.read_bytes())
+    page = meta["main_root"] * page_size
+    # The second node's offset now leaves no room for its header.
+    struct.pack_into("=H", data, page + HEADER + 2, page_size - 2)
+    data_path.write_bytes(data)
+    child = run_child(
+        """
+        import sys
+        from sharedb import lmdb
+        env = lmdb.Environment(sys.argv[1])
+        try:
+            with env.begin() as txn:
+                for _ in txn.cursor():
+                    pass
+        except lmdb.CorruptedError as exc:
+            print(type(exc).__name__, exc.code, exc.call)
+            print(exc)
+        """,
+        str(tmp_path),
+    )
+    assert child.returncode == 0, child.stderr
+    first, message = child.stdout.splitlines()
+    assert first == f"CorruptedError {lmdb.CorruptedError.code} mdb_cursor_get"
+    assert "the data file is damaged" in message
+
+
+def test_error_classes_carry_code_and_call():
+    assert lmdb.Error.code is None
+    assert lmdb.Error.call is None
+    assert lmdb.ClosedError.code is None
+    assert lmdb.MapFullError.code == -30792
+    assert lmdb.KeyTooLongError.code == lmdb.BadValsizeError.code
+    assert lmdb.CorruptedError.call is None

@@ -1422,6 +1422,10 @@ enum {
 static void mdb_txn_end(MDB_txn *txn, unsigned mode);
 
 static int  mdb_page_get(MDB_cursor *mc, pgno_t pgno, MDB_page **mp, int *lvl);
+/* ShareDB: checks of pages read from the file */
+static int  mdb_corrupted(MDB_cursor *mc);
+static int  mdb_node_check(MDB_cursor *mc, MDB_page *mp, unsigned int i, int data);
+static int  mdb_page_check_nodes(MDB_cursor *mc, MDB_page *mp);
 static int  mdb_page_search_root(MDB_cursor *mc,
 			    MDB_val *key, int modify);
 #define MDB_PS_MODIFY	1
@@ -1475,7 +1479,7 @@ static int	mdb_cursor_last(MDB_cursor *mc, MDB_val *key, MDB_val *data);
 
 static void	mdb_cursor_init(MDB_cursor *mc, MDB_txn *txn, MDB_dbi dbi, MDB_xcursor *mx);
 static void	mdb_xcursor_init0(MDB_cursor *mc);
-static void	mdb_xcursor_init1(MDB_cursor *mc, MDB_node *node);
+static int	mdb_xcursor_init1(MDB_cursor *mc, MDB_node *node);
 static void	mdb_xcursor_init2(MDB_cursor *mc, MDB_xcursor *src_mx, int force);
 
 static int	mdb_drop0(MDB_cursor *mc, int subs);
@@ -2393,6 +2397,11 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 				break;
 			goto fail;
 		}
+		/* ShareDB: a txnid key */
+		if (key.mv_size != sizeof(txnid_t)) {
+			rc = mdb_corrupted(&m2);
+			goto fail;
+		}
 		last = *(txnid_t*)key.mv_data;
 		if (oldest <= last) {
 			if (!found_old) {
@@ -2409,6 +2418,21 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 			goto fail;
 
 		idl = (MDB_ID *) data.mv_data;
+		/* ShareDB: a count that fits the record, then page numbers in
+		 * descending order within the file
+		 */
+		if (data.mv_size < sizeof(MDB_ID) ||
+			idl[0] > data.mv_size / sizeof(MDB_ID) - 1) {
+			rc = mdb_corrupted(&m2);
+			goto fail;
+		}
+		for (j = 1; j <= idl[0]; j++) {
+			if (idl[j] < NUM_METAS || idl[j] >= txn->mt_next_pgno ||
+				(j > 1 && idl[j] >= idl[j-1])) {
+				rc = mdb_corrupted(&m2);
+				goto fail;
+			}
+		}
 		i = idl[0];
 		if (!mop) {
 			if (!(env->me_pghead = mop = mdb_midl_alloc(i))) {
@@ -3936,6 +3960,15 @@ mdb_env_read_header(MDB_env *env, MDB_meta *meta)
 				m->mm_version, MDB_DATA_VERSION));
 			return MDB_VERSION_MISMATCH;
 		}
+
+		/* ShareDB: a power of two LMDB supports, the same in both
+		 * meta pages, and a last page past them
+		 */
+		if (m->mm_psize < 256 || m->mm_psize > MAX_PAGESIZE ||
+			(m->mm_psize & (m->mm_psize - 1)) ||
+			(off && m->mm_psize != meta->mm_psize) ||
+			m->mm_last_pg < NUM_METAS - 1)
+			return MDB_INVALID;
 
 		if (off == 0 || m->mm_txnid > meta->mm_txnid)
 			*meta = *m;
@@ -5575,10 +5608,28 @@ mdb_node_search(MDB_cursor *mc, MDB_val *key, int *exactp)
 				high = i - 1;
 		}
 	} else {
+		/* ShareDB: each node and its key lie within the page, a sub-page
+		 * being checked whole when entered. A damaged node fails the
+		 * search with MDB_TXN_ERROR set, which the callers check.
+		 */
+		size_t psize = mc->mc_txn->mt_env->me_psize;
+		size_t upper = IS_SUBP(mp) ? 0 : MP_UPPER(mp) + PAGEBASE;
+		size_t last = IS_SUBP(mp) ? (size_t)-1 : psize - NODESIZE;
+		if (IS_SUBP(mp))
+			psize = (size_t)-1;
 		while (low <= high) {
+			size_t off;
 			i = (low + high) >> 1;
 
-			node = NODEPTR(mp, i);
+			off = MP_PTRS(mp)[i] + PAGEBASE;
+			node = (MDB_node *)((char *)mp + off);
+			if (off < upper || off > last ||
+				off + NODESIZE + node->mn_ksize > psize) {
+				mdb_corrupted(mc);
+				if (exactp)
+					*exactp = 0;
+				return NULL;
+			}
 			nodekey.mv_size = NODEKSZ(node);
 			nodekey.mv_data = NODEKEY(node);
 
@@ -5602,8 +5653,15 @@ mdb_node_search(MDB_cursor *mc, MDB_val *key, int *exactp)
 
 	if (rc > 0) {	/* Found entry is less than the key. */
 		i++;	/* Skip to get the smallest entry larger than key. */
-		if (!IS_LEAF2(mp))
+		if (!IS_LEAF2(mp) && i < nkeys) {
+			/* ShareDB: the caller sees MDB_TXN_ERROR */
+			if (mdb_node_check(mc, mp, i, 0)) {
+				if (exactp)
+					*exactp = 0;
+				return NULL;
+			}
 			node = NODEPTR(mp, i);
+		}
 	}
 	if (exactp)
 		*exactp = (rc == 0 && nkeys > 0);
@@ -5669,6 +5727,161 @@ mdb_cursor_push(MDB_cursor *mc, MDB_page *mp)
 	return MDB_SUCCESS;
 }
 
+/** @defgroup sharedb_checks ShareDB: checks of pages read from the file
+ *
+ * LMDB trusts the page numbers, offsets and sizes it reads from the data
+ * file, so a damaged file can make it read outside the map and crash the
+ * process. These checks turn such damage into #MDB_CORRUPTED: a page
+ * header is checked when the page is fetched from the map, a node before
+ * its key or data is used, and every node of a page before a write
+ * transaction moves nodes by their sizes: the node it deletes, moves
+ * or renames, and every node of a page it splits or merges.
+ * @{
+ */
+
+/** Mark the transaction failed and return #MDB_CORRUPTED. */
+static int
+mdb_corrupted(MDB_cursor *mc)
+{
+	mc->mc_txn->mt_flags |= MDB_TXN_ERROR;
+	return MDB_CORRUPTED;
+}
+
+/** Check the header of page \b p, fetched from the map as page \b pgno:
+ * its number, its type, the bounds of its free space, the size of an
+ * overflow run, and the key size of a LEAF2 page.
+ */
+static int
+mdb_page_check(MDB_cursor *mc, MDB_page *p, pgno_t pgno)
+{
+	MDB_txn *txn = mc->mc_txn;
+	size_t psize = txn->mt_env->me_psize;
+	unsigned int type = MP_FLAGS(p) & (P_BRANCH|P_LEAF|P_OVERFLOW|P_META|P_SUBP);
+
+	if (pgno < NUM_METAS || p->mp_pgno != pgno)
+		return mdb_corrupted(mc);
+	if (type == P_OVERFLOW) {
+		if (p->mp_pages < 1 || p->mp_pages > txn->mt_next_pgno - pgno)
+			return mdb_corrupted(mc);
+		return MDB_SUCCESS;
+	}
+	if (type != P_BRANCH && type != P_LEAF)
+		return mdb_corrupted(mc);
+	if (MP_LOWER(p) < PAGEHDRSZ || MP_LOWER(p) > MP_UPPER(p) ||
+		MP_UPPER(p) > psize)
+		return mdb_corrupted(mc);
+	if (IS_BRANCH(p) && (NUMKEYS(p) == 0 || IS_LEAF2(p)))
+		return mdb_corrupted(mc);
+	if (IS_LEAF2(p) && mc->mc_db) {
+		/* Fixed-size keys, only in the duplicates of MDB_DUPFIXED */
+		size_t ksize = mc->mc_db->md_pad;
+		if (!(mc->mc_db->md_flags & MDB_DUPFIXED) || ksize == 0 ||
+			ksize * NUMKEYS(p) > psize - PAGEHDRSZ)
+			return mdb_corrupted(mc);
+	}
+	return MDB_SUCCESS;
+}
+
+/** Check that node \b i of page \b mp and its key lie within the page,
+ * and its data too if \b data is set and the page is a leaf. Sub-pages
+ * are checked whole by #mdb_subpage_check(), and LEAF2 pages have no
+ * nodes.
+ */
+static int
+mdb_node_check(MDB_cursor *mc, MDB_page *mp, unsigned int i, int data)
+{
+	size_t psize = mc->mc_txn->mt_env->me_psize;
+	size_t off, end;
+	MDB_node *node;
+
+	if (IS_SUBP(mp) || IS_LEAF2(mp))
+		return MDB_SUCCESS;
+	if (i >= NUMKEYS(mp))
+		return mdb_corrupted(mc);
+	off = MP_PTRS(mp)[i] + PAGEBASE;
+	if (off < MP_UPPER(mp) + PAGEBASE || off > psize - NODESIZE)
+		return mdb_corrupted(mc);
+	node = (MDB_node *)((char *)mp + off);
+	end = off + NODESIZE + node->mn_ksize;
+	if (data && IS_LEAF(mp))
+		end += F_ISSET(node->mn_flags, F_BIGDATA) ?
+			sizeof(pgno_t) : NODEDSZ(node);
+	return end <= psize ? MDB_SUCCESS : mdb_corrupted(mc);
+}
+
+/** Check every node of page \b mp, and that the child page numbers of a
+ * branch page lie within the file.
+ */
+static int
+mdb_page_check_nodes(MDB_cursor *mc, MDB_page *mp)
+{
+	unsigned int i, n;
+	int rc;
+
+	if (IS_SUBP(mp) || IS_LEAF2(mp))
+		return MDB_SUCCESS;
+	if (!IS_BRANCH(mp) && !IS_LEAF(mp))
+		return mdb_corrupted(mc);
+	n = NUMKEYS(mp);
+	for (i = 0; i < n; i++) {
+		if ((rc = mdb_node_check(mc, mp, i, 1)) != MDB_SUCCESS)
+			return rc;
+		if (IS_BRANCH(mp)) {
+			pgno_t child = NODEPGNO(NODEPTR(mp, i));
+			if (child < NUM_METAS || child >= mc->mc_txn->mt_next_pgno)
+				return mdb_corrupted(mc);
+		}
+	}
+	return MDB_SUCCESS;
+}
+
+/** Check that \b omp is the first of the overflow pages of a record of
+ * \b size bytes.
+ */
+static int
+mdb_ovpage_check(MDB_cursor *mc, MDB_page *omp, size_t size)
+{
+	if (!IS_OVERFLOW(omp) ||
+		OVPAGES(size, mc->mc_txn->mt_env->me_psize) > omp->mp_pages)
+		return mdb_corrupted(mc);
+	return MDB_SUCCESS;
+}
+
+/** Check the sub-page of duplicates in the data of leaf node \b node:
+ * its header, and that each of its nodes lies within the data.
+ */
+static int
+mdb_subpage_check(MDB_cursor *mc, MDB_node *node)
+{
+	MDB_page *fp = NODEDATA(node);
+	size_t size = NODEDSZ(node);
+	unsigned int i, n;
+
+	if (size < PAGEHDRSZ || !IS_SUBP(fp) || !IS_LEAF(fp) ||
+		MP_LOWER(fp) < PAGEHDRSZ || MP_LOWER(fp) > MP_UPPER(fp) ||
+		MP_UPPER(fp) > size)
+		return mdb_corrupted(mc);
+	n = NUMKEYS(fp);
+	if (IS_LEAF2(fp)) {
+		if (!(mc->mc_db->md_flags & MDB_DUPFIXED) || MP_PAD(fp) == 0 ||
+			(size_t)MP_PAD(fp) * n > size - PAGEHDRSZ)
+			return mdb_corrupted(mc);
+		return MDB_SUCCESS;
+	}
+	for (i = 0; i < n; i++) {
+		size_t off = MP_PTRS(fp)[i] + PAGEBASE;
+		MDB_node *dup;
+		if (off < MP_UPPER(fp) + PAGEBASE || off > size - NODESIZE)
+			return mdb_corrupted(mc);
+		dup = (MDB_node *)((char *)fp + off);
+		if (off + NODESIZE + dup->mn_ksize > size)
+			return mdb_corrupted(mc);
+	}
+	return MDB_SUCCESS;
+}
+
+/** @} */
+
 /** Find the address of the page corresponding to a given page number.
  * Set #MDB_TXN_ERROR on failure.
  * @param[in] mc the cursor accessing the page.
@@ -5701,7 +5914,7 @@ mdb_page_get(MDB_cursor *mc, pgno_t pgno, MDB_page **ret, int *lvl)
 				x = mdb_midl_search(tx2->mt_spill_pgs, pn);
 				if (x <= tx2->mt_spill_pgs[0] && tx2->mt_spill_pgs[x] == pn) {
 					p = (MDB_page *)(env->me_map + env->me_psize * pgno);
-					goto done;
+					goto mapped;
 				}
 			}
 			if (dl[0].mid) {
@@ -5722,6 +5935,14 @@ mdb_page_get(MDB_cursor *mc, pgno_t pgno, MDB_page **ret, int *lvl)
 		DPRINTF(("page %"Z"u not found", pgno));
 		txn->mt_flags |= MDB_TXN_ERROR;
 		return MDB_PAGE_NOTFOUND;
+	}
+
+mapped:
+	/* ShareDB: pages of the map come from the file */
+	{
+		int rc = mdb_page_check(mc, p, pgno);
+		if (rc)
+			return rc;
 	}
 
 done:
@@ -5769,6 +5990,8 @@ mdb_page_search_root(MDB_cursor *mc, MDB_val *key, int flags)
 		} else {
 			int	 exact;
 			node = mdb_node_search(mc, key, &exact);
+			if (mc->mc_txn->mt_flags & MDB_TXN_ERROR)
+				return MDB_CORRUPTED;	/* ShareDB */
 			if (node == NULL)
 				i = NUMKEYS(mp) - 1;
 			else {
@@ -5782,6 +6005,8 @@ mdb_page_search_root(MDB_cursor *mc, MDB_val *key, int flags)
 		}
 
 		mdb_cassert(mc, i < NUMKEYS(mp));
+		if ((rc = mdb_node_check(mc, mp, i, 0)) != 0)
+			return rc;	/* ShareDB */
 		node = NODEPTR(mp, i);
 
 		if ((rc = mdb_page_get(mc, NODEPGNO(node), &mp, NULL)) != 0)
@@ -5824,9 +6049,12 @@ static int
 mdb_page_search_lowest(MDB_cursor *mc)
 {
 	MDB_page	*mp = mc->mc_pg[mc->mc_top];
-	MDB_node	*node = NODEPTR(mp, 0);
+	MDB_node	*node;
 	int rc;
 
+	if ((rc = mdb_node_check(mc, mp, 0, 0)) != 0)
+		return rc;	/* ShareDB */
+	node = NODEPTR(mp, 0);
 	if ((rc = mdb_page_get(mc, NODEPGNO(node), &mp, NULL)) != 0)
 		return rc;
 
@@ -5875,6 +6103,8 @@ mdb_page_search(MDB_cursor *mc, MDB_val *key, int flags)
 					uint16_t flags;
 					MDB_node *leaf = mdb_node_search(&mc2,
 						&mc->mc_dbx->md_name, &exact);
+					if (mc2.mc_txn->mt_flags & MDB_TXN_ERROR)
+						return MDB_CORRUPTED;	/* ShareDB */
 					if (!exact)
 						return MDB_BAD_DBI;
 					if ((leaf->mn_flags & (F_DUPDATA|F_SUBDATA)) != F_SUBDATA)
@@ -5882,6 +6112,8 @@ mdb_page_search(MDB_cursor *mc, MDB_val *key, int flags)
 					rc = mdb_node_read(&mc2, leaf, &data);
 					if (rc)
 						return rc;
+					if (data.mv_size != sizeof(MDB_db))
+						return mdb_corrupted(mc);	/* ShareDB */
 					memcpy(&flags, ((char *) data.mv_data + offsetof(MDB_db, md_flags)),
 						sizeof(uint16_t));
 					/* The txn may not know this DBI, or another process may
@@ -6012,6 +6244,23 @@ mdb_node_read(MDB_cursor *mc, MDB_node *leaf, MDB_val *data)
 	pgno_t		 pgno;
 	int rc;
 
+	/* ShareDB: the node and its data lie within the cursor's page */
+	{
+		MDB_page *mp = mc->mc_pg[mc->mc_top];
+		size_t psize = mc->mc_txn->mt_env->me_psize;
+		size_t off = (size_t)((char *)leaf - (char *)mp);
+		size_t end;
+		if (!IS_SUBP(mp)) {
+			if (off < PAGEHDRSZ || off > psize - NODESIZE)
+				return mdb_corrupted(mc);
+			end = off + NODESIZE + leaf->mn_ksize +
+				(F_ISSET(leaf->mn_flags, F_BIGDATA) ?
+				sizeof(pgno_t) : NODEDSZ(leaf));
+			if (end > psize)
+				return mdb_corrupted(mc);
+		}
+	}
+
 	if (!F_ISSET(leaf->mn_flags, F_BIGDATA)) {
 		data->mv_size = NODEDSZ(leaf);
 		data->mv_data = NODEDATA(leaf);
@@ -6026,6 +6275,8 @@ mdb_node_read(MDB_cursor *mc, MDB_node *leaf, MDB_val *data)
 		DPRINTF(("read overflow page %"Z"u failed", pgno));
 		return rc;
 	}
+	if ((rc = mdb_ovpage_check(mc, omp, data->mv_size)) != 0)
+		return rc;	/* ShareDB */
 	data->mv_data = METADATA(omp);
 
 	return MDB_SUCCESS;
@@ -6095,14 +6346,27 @@ mdb_cursor_sibling(MDB_cursor *mc, int move_right)
 	}
 	mdb_cassert(mc, IS_BRANCH(mc->mc_pg[mc->mc_top]));
 
+	/* ShareDB: the parent is a branch, its node lies within it, and the
+	 * sibling has nodes.
+	 */
+	if (!IS_BRANCH(mc->mc_pg[mc->mc_top]) ||
+		(rc = mdb_node_check(mc, mc->mc_pg[mc->mc_top], mc->mc_ki[mc->mc_top], 0))) {
+		mc->mc_flags &= ~(C_INITIALIZED|C_EOF);
+		return mdb_corrupted(mc);
+	}
 	indx = NODEPTR(mc->mc_pg[mc->mc_top], mc->mc_ki[mc->mc_top]);
 	if ((rc = mdb_page_get(mc, NODEPGNO(indx), &mp, NULL)) != 0) {
 		/* mc will be inconsistent if caller does mc_snum++ as above */
 		mc->mc_flags &= ~(C_INITIALIZED|C_EOF);
 		return rc;
 	}
+	if (NUMKEYS(mp) == 0) {
+		mc->mc_flags &= ~(C_INITIALIZED|C_EOF);
+		return mdb_corrupted(mc);
+	}
 
-	mdb_cursor_push(mc, mp);
+	if ((rc = mdb_cursor_push(mc, mp)) != 0)
+		return rc;
 	if (!move_right)
 		mc->mc_ki[mc->mc_top] = NUMKEYS(mp)-1;
 
@@ -6132,6 +6396,8 @@ mdb_cursor_next(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op)
 	}
 
 	if (mc->mc_db->md_flags & MDB_DUPSORT) {
+		if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 0)) != 0)
+			return rc;	/* ShareDB */
 		leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 		if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
 			if (op == MDB_NEXT || op == MDB_NEXT_DUP) {
@@ -6178,10 +6444,16 @@ skip:
 	}
 
 	mdb_cassert(mc, IS_LEAF(mp));
+	/* ShareDB */
+	if (!IS_LEAF(mp))
+		return mdb_corrupted(mc);
+	if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 1)) != 0)
+		return rc;
 	leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 
 	if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
-		mdb_xcursor_init1(mc, leaf);
+		if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+			return rc;
 		rc = mdb_cursor_first(&mc->mc_xcursor->mx_cursor, data, NULL);
 		if (rc != MDB_SUCCESS)
 			return rc;
@@ -6213,6 +6485,8 @@ mdb_cursor_prev(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op)
 
 	if ((mc->mc_db->md_flags & MDB_DUPSORT) &&
 		mc->mc_ki[mc->mc_top] < NUMKEYS(mp)) {
+		if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 0)) != 0)
+			return rc;	/* ShareDB */
 		leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 		if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
 			if (op == MDB_PREV || op == MDB_PREV_DUP) {
@@ -6260,10 +6534,13 @@ mdb_cursor_prev(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op)
 		return MDB_SUCCESS;
 	}
 
+	if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 1)) != 0)
+		return rc;	/* ShareDB */
 	leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 
 	if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
-		mdb_xcursor_init1(mc, leaf);
+		if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+			return rc;
 		rc = mdb_cursor_last(&mc->mc_xcursor->mx_cursor, data, NULL);
 		if (rc != MDB_SUCCESS)
 			return rc;
@@ -6305,6 +6582,8 @@ mdb_cursor_set(MDB_cursor *mc, MDB_val *key, MDB_val *data,
 			nodekey.mv_size = mc->mc_db->md_pad;
 			nodekey.mv_data = LEAF2KEY(mp, 0, nodekey.mv_size);
 		} else {
+			if ((rc = mdb_node_check(mc, mp, 0, 0)) != 0)
+				return rc;	/* ShareDB */
 			leaf = NODEPTR(mp, 0);
 			MDB_GET_KEY2(leaf, nodekey);
 		}
@@ -6326,6 +6605,8 @@ mdb_cursor_set(MDB_cursor *mc, MDB_val *key, MDB_val *data,
 					nodekey.mv_data = LEAF2KEY(mp,
 						 nkeys-1, nodekey.mv_size);
 				} else {
+					if ((rc = mdb_node_check(mc, mp, nkeys-1, 0)) != 0)
+						return rc;	/* ShareDB */
 					leaf = NODEPTR(mp, nkeys-1);
 					MDB_GET_KEY2(leaf, nodekey);
 				}
@@ -6344,6 +6625,8 @@ mdb_cursor_set(MDB_cursor *mc, MDB_val *key, MDB_val *data,
 							nodekey.mv_data = LEAF2KEY(mp,
 								 mc->mc_ki[mc->mc_top], nodekey.mv_size);
 						} else {
+							if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 0)) != 0)
+								return rc;	/* ShareDB */
 							leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 							MDB_GET_KEY2(leaf, nodekey);
 						}
@@ -6395,6 +6678,8 @@ mdb_cursor_set(MDB_cursor *mc, MDB_val *key, MDB_val *data,
 
 set2:
 	leaf = mdb_node_search(mc, key, exactp);
+	if (mc->mc_txn->mt_flags & MDB_TXN_ERROR)
+		return MDB_CORRUPTED;	/* ShareDB */
 	if (exactp != NULL && !*exactp) {
 		/* MDB_SET specified and not an exact match. */
 		return MDB_NOTFOUND;
@@ -6412,6 +6697,13 @@ set2:
 	}
 
 set1:
+	/* ShareDB: a leaf, with the node in it */
+	if (!IS_LEAF(mp))
+		return mdb_corrupted(mc);
+	if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 1)) != 0)
+		return rc;
+	if (!IS_LEAF2(mp))
+		leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 	mc->mc_flags |= C_INITIALIZED;
 	mc->mc_flags &= ~C_EOF;
 
@@ -6424,7 +6716,8 @@ set1:
 	}
 
 	if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
-		mdb_xcursor_init1(mc, leaf);
+		if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+			return rc;
 		if (op == MDB_SET || op == MDB_SET_KEY || op == MDB_SET_RANGE) {
 			rc = mdb_cursor_first(&mc->mc_xcursor->mx_cursor, data, NULL);
 		} else {
@@ -6491,6 +6784,11 @@ mdb_cursor_first(MDB_cursor *mc, MDB_val *key, MDB_val *data)
 	}
 	mdb_cassert(mc, IS_LEAF(mc->mc_pg[mc->mc_top]));
 
+	/* ShareDB: an empty leaf has no first node */
+	if (NUMKEYS(mc->mc_pg[mc->mc_top]) == 0)
+		return MDB_NOTFOUND;
+	if ((rc = mdb_node_check(mc, mc->mc_pg[mc->mc_top], 0, 1)) != 0)
+		return rc;
 	leaf = NODEPTR(mc->mc_pg[mc->mc_top], 0);
 	mc->mc_flags |= C_INITIALIZED;
 	mc->mc_flags &= ~C_EOF;
@@ -6506,7 +6804,8 @@ mdb_cursor_first(MDB_cursor *mc, MDB_val *key, MDB_val *data)
 	}
 
 	if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
-		mdb_xcursor_init1(mc, leaf);
+		if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+			return rc;
 		rc = mdb_cursor_first(&mc->mc_xcursor->mx_cursor, data, NULL);
 		if (rc)
 			return rc;
@@ -6536,7 +6835,12 @@ mdb_cursor_last(MDB_cursor *mc, MDB_val *key, MDB_val *data)
 	}
 	mdb_cassert(mc, IS_LEAF(mc->mc_pg[mc->mc_top]));
 
+	/* ShareDB: an empty leaf has no last node */
+	if (NUMKEYS(mc->mc_pg[mc->mc_top]) == 0)
+		return MDB_NOTFOUND;
 	mc->mc_ki[mc->mc_top] = NUMKEYS(mc->mc_pg[mc->mc_top]) - 1;
+	if ((rc = mdb_node_check(mc, mc->mc_pg[mc->mc_top], mc->mc_ki[mc->mc_top], 1)) != 0)
+		return rc;
 	mc->mc_flags |= C_INITIALIZED|C_EOF;
 	leaf = NODEPTR(mc->mc_pg[mc->mc_top], mc->mc_ki[mc->mc_top]);
 
@@ -6549,7 +6853,8 @@ mdb_cursor_last(MDB_cursor *mc, MDB_val *key, MDB_val *data)
 	}
 
 	if (F_ISSET(leaf->mn_flags, F_DUPDATA)) {
-		mdb_xcursor_init1(mc, leaf);
+		if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+			return rc;
 		rc = mdb_cursor_last(&mc->mc_xcursor->mx_cursor, data, NULL);
 		if (rc)
 			return rc;
@@ -6592,6 +6897,8 @@ mdb_cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data,
 			if (IS_LEAF2(mp)) {
 				key->mv_size = mc->mc_db->md_pad;
 				key->mv_data = LEAF2KEY(mp, mc->mc_ki[mc->mc_top], key->mv_size);
+			} else if ((rc = mdb_node_check(mc, mp, mc->mc_ki[mc->mc_top], 1)) != 0) {
+				break;	/* ShareDB */
 			} else {
 				MDB_node *leaf = NODEPTR(mp, mc->mc_ki[mc->mc_top]);
 				MDB_GET_KEY(leaf, key);
@@ -7139,6 +7446,8 @@ current:
 			memcpy(&pg, olddata.mv_data, sizeof(pg));
 			if ((rc2 = mdb_page_get(mc, pg, &omp, &level)) != 0)
 				return rc2;
+			if ((rc2 = mdb_ovpage_check(mc, omp, olddata.mv_size)) != 0)
+				return rc2;	/* ShareDB */
 			ovpages = omp->mp_pages;
 
 			/* Is the ov page large enough? */
@@ -7215,6 +7524,8 @@ current:
 		}
 new_ksize:
 		mdb_node_del(mc, 0);
+		if (mc->mc_txn->mt_flags & MDB_TXN_ERROR)
+			return MDB_CORRUPTED;	/* ShareDB */
 	}
 
 	rdata = data;
@@ -7268,7 +7579,8 @@ put_sub:
 			if ((flags & (MDB_CURRENT|MDB_APPENDDUP)) == MDB_CURRENT) {
 				xflags = MDB_CURRENT|MDB_NOSPILL;
 			} else {
-				mdb_xcursor_init1(mc, leaf);
+				if ((rc = mdb_xcursor_init1(mc, leaf)) != 0)
+					goto bad_sub;	/* ShareDB */
 				xflags = (flags & MDB_NODUPDATA) ?
 					MDB_NOOVERWRITE|MDB_NOSPILL : MDB_NOSPILL;
 			}
@@ -7451,6 +7763,7 @@ _mdb_cursor_del(MDB_cursor *mc, unsigned int flags)
 
 		memcpy(&pg, NODEDATA(leaf), sizeof(pg));
 		if ((rc = mdb_page_get(mc, pg, &omp, NULL)) ||
+			(rc = mdb_ovpage_check(mc, omp, NODEDSZ(leaf))) ||	/* ShareDB */
 			(rc = mdb_ovpage_free(mc, omp)))
 			goto fail;
 	}
@@ -7714,6 +8027,9 @@ mdb_node_del(MDB_cursor *mc, int ksize)
 	    IS_LEAF(mp) ? "leaf" : "branch", mdb_dbg_pgno(mp)));
 	numkeys = NUMKEYS(mp);
 	mdb_cassert(mc, indx < numkeys);
+	/* ShareDB: the caller sees MDB_TXN_ERROR */
+	if (mdb_node_check(mc, mp, indx, 1))
+		return;
 
 	if (IS_LEAF2(mp)) {
 		int x = numkeys - 1 - indx;
@@ -7832,11 +8148,25 @@ mdb_xcursor_init0(MDB_cursor *mc)
  * @param[in] mc The main cursor whose sorted-dups cursor is to be initialized.
  * @param[in] node The data containing the #MDB_db record for the
  * sorted-dup database.
+ * @return 0 on success, #MDB_CORRUPTED for a node that cannot hold
+ * duplicates (ShareDB).
  */
-static void
+static int
 mdb_xcursor_init1(MDB_cursor *mc, MDB_node *node)
 {
 	MDB_xcursor *mx = mc->mc_xcursor;
+
+	/* ShareDB: duplicates only in MDB_DUPSORT databases, in a database
+	 * record or a sound sub-page.
+	 */
+	if (mx == NULL)
+		return mdb_corrupted(mc);
+	if (node->mn_flags & F_SUBDATA) {
+		if (NODEDSZ(node) != sizeof(MDB_db))
+			return mdb_corrupted(mc);
+	} else if (mdb_subpage_check(mc, node) != MDB_SUCCESS) {
+		return MDB_CORRUPTED;
+	}
 
 	if (node->mn_flags & F_SUBDATA) {
 		memcpy(&mx->mx_db, NODEDATA(node), sizeof(MDB_db));
@@ -7873,6 +8203,7 @@ mdb_xcursor_init1(MDB_cursor *mc, MDB_node *node)
 	if (mx->mx_dbx.md_cmp == mdb_cmp_int && mx->mx_db.md_pad == sizeof(size_t))
 		mx->mx_dbx.md_cmp = mdb_cmp_clong;
 #endif
+	return MDB_SUCCESS;
 }
 
 
@@ -8073,6 +8404,11 @@ mdb_update_key(MDB_cursor *mc, MDB_val *key)
 
 	indx = mc->mc_ki[mc->mc_top];
 	mp = mc->mc_pg[mc->mc_top];
+	{
+		int rc = mdb_node_check(mc, mp, indx, 0);	/* ShareDB */
+		if (rc)
+			return rc;
+	}
 	node = NODEPTR(mp, indx);
 	ptr = mp->mp_ptrs[indx];
 #if MDB_DEBUG
@@ -8175,6 +8511,8 @@ mdb_node_move(MDB_cursor *csrc, MDB_cursor *cdst, int fromleft)
 		srcpg = 0;
 		flags = 0;
 	} else {
+		if ((rc = mdb_node_check(csrc, csrc->mc_pg[csrc->mc_top], csrc->mc_ki[csrc->mc_top], 1)) != 0)
+			return rc;	/* ShareDB */
 		srcnode = NODEPTR(csrc->mc_pg[csrc->mc_top], csrc->mc_ki[csrc->mc_top]);
 		mdb_cassert(csrc, !((size_t)srcnode & 1));
 		srcpg = NODEPGNO(srcnode);
@@ -8396,6 +8734,13 @@ mdb_page_merge(MDB_cursor *csrc, MDB_cursor *cdst)
 
 	mdb_cassert(csrc, csrc->mc_snum > 1);	/* can't merge root page */
 	mdb_cassert(csrc, cdst->mc_snum > 1);
+
+	/* ShareDB: pages of one kind, the source's nodes within it */
+	if ((MP_FLAGS(psrc) ^ MP_FLAGS(pdst)) & (P_BRANCH|P_LEAF|P_LEAF2))
+		return mdb_corrupted(csrc);
+	if (!F_ISSET(MP_FLAGS(psrc), P_DIRTY) &&
+		(rc = mdb_page_check_nodes(csrc, psrc)) != 0)
+		return rc;
 
 	/* Mark dst as dirty. */
 	if ((rc = mdb_page_touch(cdst)))
@@ -8676,6 +9021,8 @@ mdb_rebalance(MDB_cursor *mc)
 		 */
 		DPUTS("reading right neighbor");
 		mn.mc_ki[ptop]++;
+		if ((rc = mdb_node_check(mc, mc->mc_pg[ptop], mn.mc_ki[ptop], 0)) != 0)
+			return rc;	/* ShareDB */
 		node = NODEPTR(mc->mc_pg[ptop], mn.mc_ki[ptop]);
 		rc = mdb_page_get(mc, NODEPGNO(node), &mn.mc_pg[mn.mc_top], NULL);
 		if (rc)
@@ -8688,10 +9035,14 @@ mdb_rebalance(MDB_cursor *mc)
 		 */
 		DPUTS("reading left neighbor");
 		mn.mc_ki[ptop]--;
+		if ((rc = mdb_node_check(mc, mc->mc_pg[ptop], mn.mc_ki[ptop], 0)) != 0)
+			return rc;	/* ShareDB */
 		node = NODEPTR(mc->mc_pg[ptop], mn.mc_ki[ptop]);
 		rc = mdb_page_get(mc, NODEPGNO(node), &mn.mc_pg[mn.mc_top], NULL);
 		if (rc)
 			return rc;
+		if (NUMKEYS(mn.mc_pg[mn.mc_top]) == 0)
+			return mdb_corrupted(mc);	/* ShareDB */
 		mn.mc_ki[mn.mc_top] = NUMKEYS(mn.mc_pg[mn.mc_top]) - 1;
 		mc->mc_ki[mc->mc_top] = 0;
 		fromleft = 1;
@@ -8742,6 +9093,8 @@ mdb_cursor_del0(MDB_cursor *mc)
 	ki = mc->mc_ki[mc->mc_top];
 	mp = mc->mc_pg[mc->mc_top];
 	mdb_node_del(mc, mc->mc_db->md_pad);
+	if (mc->mc_txn->mt_flags & MDB_TXN_ERROR)
+		return MDB_CORRUPTED;	/* ShareDB */
 	mc->mc_db->md_entries--;
 	{
 		/* Adjust other cursors pointing to mp */
@@ -8815,7 +9168,8 @@ mdb_cursor_del0(MDB_cursor *mc)
 							if (!(node->mn_flags & F_SUBDATA))
 								m3->mc_xcursor->mx_cursor.mc_pg[0] = NODEDATA(node);
 						} else {
-							mdb_xcursor_init1(m3, node);
+							if ((rc = mdb_xcursor_init1(m3, node)) != 0)
+								goto fail;	/* ShareDB */
 							rc = mdb_cursor_first(&m3->mc_xcursor->mx_cursor, NULL, NULL);
 							if (rc)
 								goto fail;
@@ -8932,6 +9286,8 @@ mdb_page_split(MDB_cursor *mc, MDB_val *newkey, MDB_val *newdata, pgno_t newpgno
 	mp = mc->mc_pg[mc->mc_top];
 	newindx = mc->mc_ki[mc->mc_top];
 	nkeys = NUMKEYS(mp);
+	if ((rc = mdb_page_check_nodes(mc, mp)) != 0)
+		return rc;	/* ShareDB */
 
 	DPRINTF(("-----> splitting %s page %"Z"u and adding [%s] at index %i/%i",
 	    IS_LEAF(mp) ? "leaf" : "branch", mp->mp_pgno,
@@ -9493,7 +9849,7 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 	MDB_page *mo, *mp, *leaf;
 	char *buf, *ptr;
 	int rc, toggle;
-	unsigned int i;
+	unsigned int i, depth;
 
 	/* Empty DB, nothing to do */
 	if (*pg == P_INVALID)
@@ -9508,6 +9864,8 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 	rc = mdb_page_search_root(&mc, NULL, MDB_PS_FIRST);
 	if (rc)
 		return rc;
+	/* ShareDB: every leaf must be at this depth */
+	depth = mc.mc_snum;
 
 	/* Make cursor pages writable */
 	buf = ptr = malloc(my->mc_env->me_psize * mc.mc_snum);
@@ -9530,6 +9888,9 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 		n = NUMKEYS(mp);
 
 		if (IS_LEAF(mp)) {
+			/* ShareDB: the nodes of each leaf */
+			if ((rc = mdb_page_check_nodes(&mc, mp)) != 0)
+				goto done;
 			if (!IS_LEAF2(mp) && !(flags & F_DUPDATA)) {
 				for (i=0; i<n; i++) {
 					ni = NODEPTR(mp, i);
@@ -9550,6 +9911,8 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 						rc = mdb_page_get(&mc, pg, &omp, NULL);
 						if (rc)
 							goto done;
+						if ((rc = mdb_ovpage_check(&mc, omp, NODEDSZ(ni))) != 0)
+							goto done;	/* ShareDB */
 						if (my->mc_wlen[toggle] >= MDB_WBUF) {
 							rc = mdb_env_cthr_toggle(my, 1);
 							if (rc)
@@ -9580,6 +9943,10 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 							ni = NODEPTR(mp, i);
 						}
 
+						if (NODEDSZ(ni) != sizeof(db)) {
+							rc = mdb_corrupted(&mc);	/* ShareDB */
+							goto done;
+						}
 						memcpy(&db, NODEDATA(ni), sizeof(db));
 						my->mc_toggle = toggle;
 						rc = mdb_env_cwalk(my, &db.md_root, ni->mn_flags & F_DUPDATA);
@@ -9595,11 +9962,19 @@ mdb_env_cwalk(mdb_copy *my, pgno_t *pg, int flags)
 			if (mc.mc_ki[mc.mc_top] < n) {
 				pgno_t pg;
 again:
+				/* ShareDB: the node, and a branch only above the leaves */
+				if ((rc = mdb_node_check(&mc, mp, mc.mc_ki[mc.mc_top], 0)) != 0)
+					goto done;
 				ni = NODEPTR(mp, mc.mc_ki[mc.mc_top]);
 				pg = NODEPGNO(ni);
 				rc = mdb_page_get(&mc, pg, &mp, NULL);
 				if (rc)
 					goto done;
+				if (mc.mc_snum >= depth ||
+					(IS_BRANCH(mp) && mc.mc_snum + 1u >= depth)) {
+					rc = mdb_corrupted(&mc);
+					goto done;
+				}
 				mc.mc_top++;
 				mc.mc_snum++;
 				mc.mc_ki[mc.mc_top] = 0;
@@ -10249,6 +10624,10 @@ mdb_drop0(MDB_cursor *mc, int subs)
 		while (mc->mc_snum > 0) {
 			MDB_page *mp = mc->mc_pg[mc->mc_top];
 			unsigned n = NUMKEYS(mp);
+			/* ShareDB: the nodes and child pages of every page */
+			if (!F_ISSET(MP_FLAGS(mp), P_DIRTY) &&
+				(rc = mdb_page_check_nodes(mc, mp)) != 0)
+				goto done;
 			if (IS_LEAF(mp)) {
 				for (i=0; i<n; i++) {
 					ni = NODEPTR(mp, i);
@@ -10260,6 +10639,8 @@ mdb_drop0(MDB_cursor *mc, int subs)
 						if (rc != 0)
 							goto done;
 						mdb_cassert(mc, IS_OVERFLOW(omp));
+						if ((rc = mdb_ovpage_check(mc, omp, NODEDSZ(ni))) != 0)
+							goto done;	/* ShareDB */
 						rc = mdb_midl_append_range(&txn->mt_free_pgs,
 							pg, omp->mp_pages);
 						if (rc)
@@ -10268,7 +10649,8 @@ mdb_drop0(MDB_cursor *mc, int subs)
 						if (!mc->mc_db->md_overflow_pages && !subs)
 							break;
 					} else if (subs && (ni->mn_flags & F_SUBDATA)) {
-						mdb_xcursor_init1(mc, ni);
+						if ((rc = mdb_xcursor_init1(mc, ni)) != 0)
+							goto done;	/* ShareDB */
 						rc = mdb_drop0(&mc->mc_xcursor->mx_cursor, 0);
 						if (rc)
 							goto done;
