@@ -644,6 +644,76 @@ class ShareDB(_lmdb.Store):
         logger.debug("dropped %s", self.path)
         return True
 
+    # Maintenance -----------------------------------------------------
+
+    def _check_alive(self) -> None:
+        if not self.is_alive:
+            raise _lmdb.ClosedError(
+                f"Access to {self!r} has been closed or dropped"
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Return figures about the store, as `sharedb stat --json` prints.
+
+        Among them: entries, depth and the branch, leaf and overflow
+        pages of the B-tree, used_bytes, map_size, file_size on disk,
+        readers in use and stale, last_txnid, and the settings. Sizes are
+        in bytes. Raises ClosedError if the store is closed.
+        """
+        from sharedb import _tools
+
+        self._check_alive()
+        return _tools.stats(self.path)
+
+    def copy(self, dest: str | os.PathLike[str], *, compact: bool = False) -> str:
+        """Write a consistent copy of the store to dest.ShareDB/.
+
+        The copy is the last committed snapshot, taken while this and
+        other processes keep writing, with the settings file. The copy is
+        built beside dest and renamed into place, so dest never holds a
+        partial copy. compact=True leaves out free pages. Returns the
+        path of the copy. Raises ClosedError if the store is closed, and
+        ToolError (a RuntimeError) if dest exists and is not empty or the
+        copy fails.
+        """
+        from sharedb import _tools
+
+        self._check_alive()
+        _check_flag("compact", compact)
+        return str(_tools.copy(self.path, os.fspath(dest), compact=compact))
+
+    def compact(self, *, force: bool = False) -> dict[str, int]:
+        """Rewrite the store in place without its free pages.
+
+        Writers wait during the rewrite, and the result replaces the store
+        in one atomic step: a crash leaves the old store or the new one,
+        whole. Processes that have the store open would keep the old
+        files and lose their later writes, so compact() raises ToolError
+        (a RuntimeError) while other live processes have it open, unless
+        force=True. Other ShareDB objects of this process must be closed
+        first. Returns the data file's size before and after, in bytes.
+        """
+        from sharedb import _tools
+
+        self._check_alive()
+        _check_flag("force", force)
+        if self._shared.users > 1:
+            raise _tools.ToolError(
+                f"cannot compact {self.path}: {self._shared.users - 1} other "
+                f"ShareDB objects of this process have it open; close them first"
+            )
+        config = self._saved_config()
+        pending = self.pending_writes
+        self.sync()
+        self._detach()
+        self._release()
+        try:
+            result = _tools.compact(self.path, force=force)
+        finally:
+            self._open(config)
+            self.pending_writes = pending
+        return {"before": result.before, "after": result.after}
+
     def __enter__(self: _ShareDBT) -> _ShareDBT:
         if not self.is_alive:
             raise _lmdb.ClosedError(
