@@ -9,9 +9,12 @@
 #include "store.h"
 #include "txn.h"
 
-/* Object text in error messages is cut to this many characters, so that
-   a message about a huge value stays readable. */
-#define DESCRIBE_LIMIT 200
+/* Largest sync_threshold, the limit of buffer_size in ShareDB(), which
+   sharedb/_config.py sets as MAX_SYNC_THRESHOLD; and the accepted values
+   as error messages state them. */
+#define MAX_SYNC_THRESHOLD (1LL << 62)
+#define SYNC_THRESHOLD_ACCEPTED \
+    "a positive int of at most 4611686018427387904 (writes between syncs)"
 
 /* Retries of a write whose map had to be resized first. */
 #define MAX_REMAPS 16
@@ -85,7 +88,18 @@ parse_args(const char *function, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 store_raise_closed(StoreObject *self)
 {
-    PyObject *text = PyObject_Repr((PyObject *)self);
+    PyObject *text;
+
+    if (!self->attached) {
+        /* Made by __new__() alone, or by a subclass whose __init__() does
+           not call ShareDB.__init__(). */
+        return sharedb_raise_closed(
+            self->state, "this %.200s object is not open: ShareDB.__init__ "
+            "did not run; open a store with ShareDB(path), or call "
+            "super().__init__(path) from the __init__ of a subclass",
+            Py_TYPE(self)->tp_name);
+    }
+    text = PyObject_Repr((PyObject *)self);
 
     if (text == NULL) {
         return NULL;
@@ -135,7 +149,7 @@ store_reword_closed(StoreObject *self, EnvObject *env)
     }
 }
 
-/* Return str(obj) cut to DESCRIBE_LIMIT characters. */
+/* Return str(obj) cut to SHAREDB_DESCRIBE_LIMIT characters. */
 static PyObject *
 describe(PyObject *obj)
 {
@@ -146,10 +160,10 @@ describe(PyObject *obj)
         PyErr_Clear();
         return PyUnicode_FromFormat("<%s object>", Py_TYPE(obj)->tp_name);
     }
-    if (PyUnicode_GET_LENGTH(text) <= DESCRIBE_LIMIT) {
+    if (PyUnicode_GET_LENGTH(text) <= SHAREDB_DESCRIBE_LIMIT) {
         return text;
     }
-    cut = PyUnicode_Substring(text, 0, DESCRIBE_LIMIT);
+    cut = PyUnicode_Substring(text, 0, SHAREDB_DESCRIBE_LIMIT);
     Py_DECREF(text);
     if (cut == NULL) {
         return NULL;
@@ -166,7 +180,7 @@ describe(PyObject *obj)
    3.11 and later) that names obj.  An exception that is not an
    Exception, such as KeyboardInterrupt, is always kept as it is. */
 static void
-reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
+reraise_given_as(PyObject *exception_class, PyObject *name, PyObject *obj)
 {
     PyObject *type;
     PyObject *value;
@@ -191,7 +205,7 @@ reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
     }
     if (exception_class == NULL) {
 #if PY_VERSION_HEX >= 0x030B0000
-        PyObject *note = PyUnicode_FromFormat("while reading %s=%U of %R",
+        PyObject *note = PyUnicode_FromFormat("while reading %U=%U of %R",
                                               name, text,
                                               (PyObject *)Py_TYPE(obj));
         PyObject *added = NULL;
@@ -209,7 +223,7 @@ reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
         PyErr_Restore(type, value, traceback);
         return;
     }
-    message = PyUnicode_FromFormat("Given %s=%U of %R, raised: %S", name,
+    message = PyUnicode_FromFormat("Given %U=%U of %R, raised: %S", name,
                                    text, (PyObject *)Py_TYPE(obj), value);
     Py_DECREF(text);
     if (message == NULL) {
@@ -234,6 +248,33 @@ done:
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
+}
+
+/* reraise_given_as() with the argument name given as a C string. */
+static void
+reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
+{
+    PyObject *label = PyUnicode_FromString(name);
+
+    if (label == NULL) {
+        /* The MemoryError replaces the error being reworded. */
+        return;
+    }
+    reraise_given_as(exception_class, label, obj);
+    Py_DECREF(label);
+}
+
+/* Return the class that a failure to pack a key or value of a batch is
+   raised as: a KeyTooLongError stays one, so that callers catch it as
+   they do for a single key, and every other error becomes a TypeError,
+   as in ShareDB 2.0.2.  Both are TypeErrors.  Borrowed reference. */
+static PyObject *
+batch_error_class(StoreObject *self)
+{
+    if (PyErr_ExceptionMatches(self->state->key_too_long_error)) {
+        return self->state->key_too_long_error;
+    }
+    return PyExc_TypeError;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1311,18 +1352,48 @@ run_advance(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     return rc;
 }
 
+static Py_ssize_t store_len(StoreObject *self);
+
+/* Raise MapFullError for op, which did not fit below the cap.  Deleting
+   records is suggested only where it can make room: not for a write
+   that deletes, and not on an empty store. */
 static PyObject *
-raise_map_full(StoreObject *self)
+raise_map_full(StoreObject *self, const write_op *op)
 {
+    PyObject *map_full_error =
+        self->state->lmdb_errors[MDB_MAP_FULL - MDB_KEYEXIST];
     PyObject *text = PyObject_Repr((PyObject *)self);
+    Py_ssize_t records = -1;
 
     if (text == NULL) {
         return NULL;
     }
-    PyErr_Format(self->state->lmdb_errors[MDB_MAP_FULL - MDB_KEYEXIST],
-                 "%U is full: the write needs more than its map size "
-                 "limit; delete records, or reopen it with a larger "
-                 "map_size", text);
+    if (!op->frees_space) {
+        records = store_len(self);
+        if (records < 0) {
+            /* Only chooses the advice; the full map is the error. */
+            PyErr_Clear();
+        }
+    }
+    if (op->frees_space) {
+        PyErr_Format(map_full_error,
+                     "%U is full: a delete needs free pages too, because "
+                     "LMDB copies each page it changes, and the room kept "
+                     "below map_size for deletes is used up; reopen the "
+                     "store with a larger map_size", text);
+    }
+    else if (records == 0) {
+        PyErr_Format(map_full_error,
+                     "%U is full: the write needs more than its map size "
+                     "limit even with no records stored; reopen the store "
+                     "with a larger map_size", text);
+    }
+    else {
+        PyErr_Format(map_full_error,
+                     "%U is full: the write needs more than its map size "
+                     "limit; delete records, or reopen the store with a "
+                     "larger map_size", text);
+    }
     Py_DECREF(text);
     return NULL;
 }
@@ -1531,7 +1602,7 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
         return -1;
     }
     if (rc == MDB_MAP_FULL) {
-        raise_map_full(self);
+        raise_map_full(self, op);
     }
     else if (sharedb_env_check(env) == 0) {
         sharedb_raise_lmdb(self->state, rc, op->call, env->path);
@@ -1697,9 +1768,18 @@ PyDoc_STRVAR(store_has_key_doc,
 "Raises the errors of get().");
 
 static PyObject *
-store_has_key(StoreObject *self, PyObject *key)
+store_has_key(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
 {
-    int found = store_contains(self, key);
+    static const char *const names[] = {"key"};
+    PyObject *values[1] = {NULL};
+    int found;
+
+    if (parse_args("has_key", args, nargs, kwnames, names, 1, 1,
+                   values) < 0) {
+        return NULL;
+    }
+    found = store_contains(self, values[0]);
 
     if (found < 0) {
         return NULL;
@@ -1734,6 +1814,17 @@ store_len(StoreObject *self)
     sharedb_env_read_end(env, txn);
     if (rc != 0) {
         sharedb_raise_lmdb(self->state, rc, "mdb_stat", env->path);
+        Py_DECREF(env);
+        return -1;
+    }
+    if (stat.ms_entries > (size_t)PY_SSIZE_T_MAX) {
+        /* More records than pages could hold. */
+        PyErr_Format(
+            self->state->lmdb_errors[MDB_CORRUPTED - MDB_KEYEXIST],
+            "the meta page of %R counts %zu records, more than the file "
+            "can hold; the data file is damaged: sharedb.lmdb.verify() "
+            "lists what is wrong, and a backup restores it", env->path,
+            stat.ms_entries);
         Py_DECREF(env);
         return -1;
     }
@@ -1829,9 +1920,17 @@ PyDoc_STRVAR(store_remove_doc,
 "Raises TypeError, KeyTooLongError, RuntimeError when closed.");
 
 static PyObject *
-store_remove(StoreObject *self, PyObject *key)
+store_remove(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
-    if (store_set_item(self, key, NULL) < 0) {
+    static const char *const names[] = {"key"};
+    PyObject *values[1] = {NULL};
+
+    if (parse_args("remove", args, nargs, kwnames, names, 1, 1,
+                   values) < 0) {
+        return NULL;
+    }
+    if (store_set_item(self, values[0], NULL) < 0) {
         return NULL;
     }
     return Py_NewRef(self);
@@ -2132,10 +2231,11 @@ unpack_pair(PyObject *item, PyObject **key, PyObject **value)
 
 /* Pack every item of iterable into records: (key, value) pairs if pairs
    is set, else keys.  Errors are raised as ShareDB 2.0.2 did: "Given
-   <name>=<iterable> of <type>, raised: <error>". */
+   <name>=<shown> of <type>, raised: <error>", where shown is the object
+   the caller passed, from which iterable was made. */
 static int
 pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
-           int pairs, const char *name, batch *records)
+           int pairs, const char *name, PyObject *shown, batch *records)
 {
     PyObject *iterator = PyObject_GetIter(iterable);
     PyObject *item;
@@ -2144,7 +2244,7 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
     int status = 0;
 
     if (iterator == NULL) {
-        reraise_given(PyExc_TypeError, name, iterable);
+        reraise_given(PyExc_TypeError, name, shown);
         return -1;
     }
     packed_init(&packed_key);
@@ -2155,7 +2255,7 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
 
         if (pairs && unpack_pair(item, &key, &value) < 0) {
             Py_DECREF(item);
-            reraise_given(PyExc_TypeError, name, iterable);
+            reraise_given(PyExc_TypeError, name, shown);
             status = -1;
             break;
         }
@@ -2168,7 +2268,7 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
                                pairs ? &packed_value : NULL);
         }
         else {
-            reraise_given(PyExc_TypeError, name, iterable);
+            reraise_given(batch_error_class(self), name, shown);
         }
         packed_key.buffer.length = 0;
         packed_value.buffer.length = 0;
@@ -2180,7 +2280,7 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
     }
     if (status == 0 && PyErr_Occurred()) {
         /* The caller's iterator raised: its error goes on as it is. */
-        reraise_given(NULL, name, iterable);
+        reraise_given(NULL, name, shown);
         status = -1;
     }
     packed_release(&packed_key);
@@ -2189,12 +2289,37 @@ pack_batch(StoreObject *self, EnvObject *env, PyObject *iterable,
     return status;
 }
 
+/* Write the packed records in one transaction: store them if pairs is
+   set, else delete them.  Returns -1 with an exception set on failure. */
+static int
+store_commit_batch(StoreObject *self, EnvObject *env, batch *records,
+                   int pairs)
+{
+    write_op op;
+    int rc;
+
+    /* The batch is C memory of this call only. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = batch_sort(records, 1);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    write_op_init(&op, pairs ? run_put_batch : run_delete_batch,
+                  pairs ? "mdb_put" : "mdb_del");
+    op.records = records;
+    op.first = 0;
+    op.end = records->unique;
+    op.frees_space = !pairs;
+    return store_write(self, env, &op);
+}
+
 static PyObject *
 store_write_batch(StoreObject *self, PyObject *iterable, int pairs)
 {
     EnvObject *env = store_env(self);
     batch records;
-    write_op op;
     int status = -1;
 
     if (env == NULL) {
@@ -2205,25 +2330,96 @@ store_write_batch(StoreObject *self, PyObject *iterable, int pairs)
     /* Every record is packed before the write transaction begins, so no
        code of the caller runs while the writer lock is held. */
     if (pack_batch(self, env, iterable, pairs,
-                   pairs ? "kv_iter" : "key_iter", &records) == 0) {
-        int rc;
+                   pairs ? "kv_iter" : "key_iter", iterable,
+                   &records) == 0) {
+        status = store_commit_batch(self, env, &records, pairs);
+    }
+    batch_free(&records);
+    Py_DECREF(env);
+    if (status < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
 
-        /* The batch is C memory of this call only. */
-        Py_BEGIN_ALLOW_THREADS
-        rc = batch_sort(&records, 1);
-        Py_END_ALLOW_THREADS
-        if (rc != 0) {
-            PyErr_NoMemory();
+/* Pack the pairs of the keyword arguments of update(), in the order they
+   were given, into records.  An error names the keyword whose pair
+   failed. */
+static int
+pack_keywords(StoreObject *self, EnvObject *env, PyObject *kwargs,
+              batch *records)
+{
+    Py_ssize_t position = 0;
+    PyObject *name;
+    PyObject *value;
+    packed packed_key;
+    packed packed_value;
+    int status = 0;
+
+    packed_init(&packed_key);
+    packed_init(&packed_value);
+    /* kwargs is the dict of this call: no other code holds it, so it
+       cannot change while packing runs the caller's code. */
+    while (status == 0 && PyDict_Next(kwargs, &position, &name, &value)) {
+        Py_INCREF(name);
+        Py_INCREF(value);
+        status = pack_key(self, env, name, &packed_key);
+        if (status == 0) {
+            status = pack_value(self, value, &packed_value);
+        }
+        if (status == 0) {
+            status = batch_add(records, &packed_key, &packed_value);
         }
         else {
-            write_op_init(&op, pairs ? run_put_batch : run_delete_batch,
-                          pairs ? "mdb_put" : "mdb_del");
-            op.records = &records;
-            op.first = 0;
-            op.end = records.unique;
-            op.frees_space = !pairs;
-            status = store_write(self, env, &op);
+            reraise_given_as(batch_error_class(self), name, value);
         }
+        packed_key.buffer.length = 0;
+        packed_value.buffer.length = 0;
+        Py_DECREF(name);
+        Py_DECREF(value);
+    }
+    packed_release(&packed_key);
+    packed_release(&packed_value);
+    return status;
+}
+
+PyDoc_STRVAR(store_update_pairs_doc,
+"_update_pairs($self, pairs, other, kwargs, /)\n"
+"--\n"
+"\n"
+"Store the (key, value) pairs of the iterable pairs, made from the\n"
+"argument other of update(), then those of the dict kwargs, in one\n"
+"transaction, and return the store.\n"
+"\n"
+"Errors name other, or the keyword whose pair failed.");
+
+static PyObject *
+store_update_pairs(StoreObject *self, PyObject *const *args,
+                   Py_ssize_t nargs)
+{
+    EnvObject *env;
+    batch records;
+    int status = -1;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "_update_pairs() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyDict_Check(args[2])) {
+        PyErr_Format(PyExc_TypeError,
+                     "_update_pairs() needs a dict of keyword arguments, "
+                     "not %.200s", Py_TYPE(args[2])->tp_name);
+        return NULL;
+    }
+    env = store_env(self);
+    if (env == NULL) {
+        return NULL;
+    }
+    memset(&records, 0, sizeof(records));
+    if (pack_batch(self, env, args[0], 1, "other", args[1], &records) == 0 &&
+        pack_keywords(self, env, args[2], &records) == 0) {
+        status = store_commit_batch(self, env, &records, 1);
     }
     batch_free(&records);
     Py_DECREF(env);
@@ -2500,7 +2696,8 @@ store_iter_read_keys(StoreIterObject *self, batch *keys)
         packed_key.buffer.length = 0;
         if (pack_key(store, self->txn->env, key, &packed_key) < 0) {
             Py_DECREF(key);
-            reraise_given(PyExc_TypeError, "key_iter", self->source);
+            reraise_given(batch_error_class(store), "key_iter",
+                          self->source);
             failed = 1;
             break;
         }
@@ -2850,9 +3047,17 @@ PyDoc_STRVAR(store_has_multikey_doc,
 "present, read from one snapshot taken at the first step.");
 
 static PyObject *
-store_has_multikey(StoreObject *self, PyObject *key_iter)
+store_has_multikey(StoreObject *self, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames)
 {
-    return store_make_iter(self, ITER_HAS_MULTIKEY, key_iter, NULL, 0);
+    static const char *const names[] = {"key_iter"};
+    PyObject *values[1] = {NULL};
+
+    if (parse_args("has_multikey", args, nargs, kwnames, names, 1, 1,
+                   values) < 0) {
+        return NULL;
+    }
+    return store_make_iter(self, ITER_HAS_MULTIKEY, values[0], NULL, 0);
 }
 
 PyDoc_STRVAR(store_keys_doc,
@@ -2958,6 +3163,7 @@ store_attach(StoreObject *self, PyObject *args)
         return NULL;
     }
     Py_XSETREF(self->env, (EnvObject *)Py_NewRef(env));
+    self->attached = 1;
     self->serial = serial_kind;
     self->compress = compress;
     self->sync_threshold = sync_threshold;
@@ -3014,18 +3220,19 @@ static int
 store_set_pending_writes(StoreObject *self, PyObject *value,
                          void *Py_UNUSED(closure))
 {
-    Py_ssize_t count;
+    long long count;
 
     if (value == NULL) {
         PyErr_SetString(PyExc_AttributeError,
                         "pending_writes cannot be deleted");
         return -1;
     }
-    count = PyNumber_AsSsize_t(value, PyExc_OverflowError);
-    if (count == -1 && PyErr_Occurred()) {
+    if (sharedb_int_arg(value, "pending_writes",
+                        "an int of 0 or more (writes since the last sync)",
+                        0, PY_SSIZE_T_MAX, &count) < 0) {
         return -1;
     }
-    self->pending_writes = count;
+    self->pending_writes = (Py_ssize_t)count;
     return 0;
 }
 
@@ -3039,30 +3246,18 @@ static int
 store_set_sync_threshold(StoreObject *self, PyObject *value,
                          void *Py_UNUSED(closure))
 {
-    Py_ssize_t threshold;
+    long long threshold;
 
     if (value == NULL) {
         PyErr_SetString(PyExc_AttributeError,
                         "sync_threshold cannot be deleted");
         return -1;
     }
-    if (!PyLong_Check(value) || PyBool_Check(value)) {
-        PyErr_Format(PyExc_TypeError,
-                     "sync_threshold must be a positive int, not %.200s",
-                     Py_TYPE(value)->tp_name);
+    if (sharedb_int_arg(value, "sync_threshold", SYNC_THRESHOLD_ACCEPTED, 1,
+                        MAX_SYNC_THRESHOLD, &threshold) < 0) {
         return -1;
     }
-    threshold = PyLong_AsSsize_t(value);
-    if (threshold == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (threshold <= 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "sync_threshold must be a positive int, not %zd",
-                     threshold);
-        return -1;
-    }
-    self->sync_threshold = threshold;
+    self->sync_threshold = (Py_ssize_t)threshold;
     return 0;
 }
 
@@ -3129,10 +3324,12 @@ store_dealloc(StoreObject *self)
 static PyMethodDef store_methods[] = {
     {"get", (PyCFunction)(void (*)(void))store_get,
      METH_FASTCALL | METH_KEYWORDS, store_get_doc},
-    {"has_key", (PyCFunction)store_has_key, METH_O, store_has_key_doc},
+    {"has_key", (PyCFunction)(void (*)(void))store_has_key,
+     METH_FASTCALL | METH_KEYWORDS, store_has_key_doc},
     {"set", (PyCFunction)(void (*)(void))store_set,
      METH_FASTCALL | METH_KEYWORDS, store_set_doc},
-    {"remove", (PyCFunction)store_remove, METH_O, store_remove_doc},
+    {"remove", (PyCFunction)(void (*)(void))store_remove,
+     METH_FASTCALL | METH_KEYWORDS, store_remove_doc},
     {"length", (PyCFunction)store_length, METH_NOARGS, store_length_doc},
     {"pop", (PyCFunction)(void (*)(void))store_pop,
      METH_FASTCALL | METH_KEYWORDS, store_pop_doc},
@@ -3148,13 +3345,15 @@ static PyMethodDef store_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, store_multiremove_doc},
     {"multiget", (PyCFunction)(void (*)(void))store_multiget,
      METH_FASTCALL | METH_KEYWORDS, store_multiget_doc},
-    {"has_multikey", (PyCFunction)store_has_multikey, METH_O,
-     store_has_multikey_doc},
+    {"has_multikey", (PyCFunction)(void (*)(void))store_has_multikey,
+     METH_FASTCALL | METH_KEYWORDS, store_has_multikey_doc},
     {"keys", (PyCFunction)store_keys, METH_NOARGS, store_keys_doc},
     {"values", (PyCFunction)store_values, METH_NOARGS, store_values_doc},
     {"items", (PyCFunction)store_items, METH_NOARGS, store_items_doc},
     {"__reversed__", (PyCFunction)store_reversed, METH_NOARGS,
      store_reversed_doc},
+    {"_update_pairs", (PyCFunction)(void (*)(void))store_update_pairs,
+     METH_FASTCALL, store_update_pairs_doc},
     {"_attach", (PyCFunction)store_attach, METH_VARARGS, store_attach_doc},
     {"_detach", (PyCFunction)store_detach, METH_NOARGS, store_detach_doc},
     {NULL, NULL, 0, NULL},

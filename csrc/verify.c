@@ -754,11 +754,17 @@ read_meta(verifier *v, size_t pgno, meta_record *meta)
     return 0;
 }
 
-/* Set up v for env's data file with the given last page.  Returns -1
-   with an exception set. */
+static long long file_size_of(mdb_filehandle_t fd);
+
+/* Set up v for env's data file with the given last page.  Returns 0,
+   1 after reporting a last page that the file cannot account for (the
+   walk is then skipped), or -1 with an exception set. */
 static int
 verifier_init(verifier *v, EnvObject *env, size_t last_pgno)
 {
+    long long size;
+    unsigned long long bound;
+
     memset(v, 0, sizeof(*v));
     {
         const uint16_t one = 1;
@@ -769,8 +775,25 @@ verifier_init(verifier *v, EnvObject *env, size_t last_pgno)
         PyErr_SetString(PyExc_SystemError, "mdb_env_get_fd failed");
         return -1;
     }
+    size = file_size_of(v->fd);
+    if (size < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    v->file_size = (unsigned long long)size;
     v->page_size = env->page_size;
     v->last_pgno = last_pgno;
+
+    /* Pages past the end of the file can only be free ones, listed by
+       number in the file, so a larger last page is damage.  Checked
+       before the page table below is allocated from it. */
+    bound = v->file_size / v->page_size + v->file_size / sizeof(size_t) + 2;
+    if ((unsigned long long)last_pgno > bound) {
+        report(v, "the meta page gives %zu as the last page in use, more "
+               "than a data file of %llu bytes can account for", last_pgno,
+               v->file_size);
+        return 1;
+    }
     v->state = PyMem_RawCalloc(last_pgno + 1, 1);
     if (v->state == NULL) {
         PyErr_NoMemory();
@@ -871,7 +894,7 @@ sharedb_env_verify(EnvObject *env)
     verifier v;
     size_t txnid;
     size_t unreachable = 0;
-    long long size;
+    int walk;
     int rc;
 
     /* The read transaction keeps its snapshot's pages from being reused
@@ -887,17 +910,16 @@ sharedb_env_verify(EnvObject *env)
         sharedb_env_read_end(env, txn);
         return sharedb_raise_lmdb(env->state, rc, "mdb_env_info", env->path);
     }
-    if (verifier_init(&v, env, info.me_last_pgno) < 0) {
+    walk = verifier_init(&v, env, info.me_last_pgno);
+    if (walk < 0) {
         sharedb_env_read_end(env, txn);
         return NULL;
     }
-    size = file_size_of(v.fd);
-    v.file_size = size < 0 ? 0 : (unsigned long long)size;
 
     /* The walk only reads the file into its own memory, and the pinned
        environment keeps the descriptor open. */
     Py_BEGIN_ALLOW_THREADS
-    if (find_meta(&v, txnid, &meta) == 0) {
+    if (walk == 0 && find_meta(&v, txnid, &meta) == 0) {
         v.last_pgno = meta.last_pgno < info.me_last_pgno
                       ? meta.last_pgno : info.me_last_pgno;
         walk_tree(&v, &meta.dbs[1], "main", 0, 1);
@@ -943,6 +965,7 @@ sharedb_env_check_length(EnvObject *env)
     unsigned long long file_pages;
     int rc = mdb_env_info(env->env, &info);
     int status = 0;
+    int walk;
 
     if (rc != 0) {
         sharedb_raise_lmdb(env->state, rc, "mdb_env_info", env->path);
@@ -965,12 +988,12 @@ sharedb_env_check_length(EnvObject *env)
     /* LMDB may leave the file shorter than its last page when the pages
        past the end are free, so only pages a tree reaches must be in
        the file. */
-    if (verifier_init(&v, env, info.me_last_pgno) < 0) {
+    walk = verifier_init(&v, env, info.me_last_pgno);
+    if (walk < 0) {
         return -1;
     }
-    v.file_size = (unsigned long long)size;
     Py_BEGIN_ALLOW_THREADS
-    if (find_meta(&v, info.me_last_txnid, &meta) == 0) {
+    if (walk == 0 && find_meta(&v, info.me_last_txnid, &meta) == 0) {
         walk_tree(&v, &meta.dbs[1], "main", 0, 1);
         walk_tree(&v, &meta.dbs[0], "of free pages", 1, 1);
         for (size_t pgno = (size_t)file_pages; pgno <= v.last_pgno;

@@ -142,6 +142,10 @@ def verify(
     shared = _registry.find(name) if subdir else None
     if shared is not None and not shared.env.closed:
         return shared.env.verify()
+    data_file = os.path.join(name, "data.mdb") if subdir else name
+    if os.path.isfile(data_file) and os.path.getsize(data_file) == 0:
+        # LMDB would start a new environment in an empty file.
+        return _unreadable(f"the data file {data_file} is empty")
     try:
         env = Environment(name, subdir=subdir, readonly=True)
     except CorruptedError as exc:

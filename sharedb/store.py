@@ -36,13 +36,14 @@ _WRITEMAP = sys.platform != "win32"
 _ShareDBT = TypeVar("_ShareDBT", bound="ShareDB")
 
 # Errors at open that are not about an argument: no access to the files,
-# or a data file that is damaged or not an LMDB file of this build. They
-# reach the caller as they are.
+# a data file that is damaged or not an LMDB file of this build, or no
+# free reader slot. They reach the caller as they are.
 _FILE_ERRORS = (
     PermissionError,
     _lmdb.CorruptedError,
     _lmdb.InvalidError,
     _lmdb.VersionMismatchError,
+    _lmdb.ReadersFullError,
 )
 
 

@@ -8254,8 +8254,12 @@ mdb_cursor_init(MDB_cursor *mc, MDB_txn *txn, MDB_dbi dbi, MDB_xcursor *mx)
 	mc->mc_pg[0] = 0;
 	mc->mc_ki[0] = 0;
 	mc->mc_flags = 0;
-	if (txn->mt_dbs[dbi].md_flags & MDB_DUPSORT) {
-		mdb_tassert(txn, mx != NULL);
+	/* ShareDB: internal cursors on the free-page and main databases come
+	 * without room for duplicates. A damaged meta page may still mark
+	 * those databases MDB_DUPSORT; their cursors then have no
+	 * duplicates, and a node that claims some is reported corrupted.
+	 */
+	if ((txn->mt_dbs[dbi].md_flags & MDB_DUPSORT) && mx != NULL) {
 		mc->mc_xcursor = mx;
 		mdb_xcursor_init0(mc);
 	} else {
