@@ -42,10 +42,13 @@ def pickle_key(key: object) -> bytes | tuple[bytes, bytes]:
     Tuples of ints, floats, strs, bytes and bools keep the bytes that
     pickle.dumps gives when their equal strs and bytes are one object,
     and sets of numbers the bytes it gives for a set built in sorted
-    order. A key with equal parts that were merged returns (canonical
-    bytes, older bytes): ShareDB 2.0.2 pickled keys as given, so a key it
-    wrote from separate equal strings is stored under the older bytes,
-    which the store looks for too. Raises what pickling raises, and
+    order. A key with equal parts that were merged, or with a dict or set
+    that was put in order, returns (canonical bytes, older bytes): ShareDB
+    2.0.2 pickled keys as given, so a key it wrote from separate equal
+    strings, or with a dict in its insertion order, is stored under the
+    older bytes, which the store looks for too. A set of strs pickles in
+    an order that depends on the hash seed, so its older bytes only match
+    a record written by a process with the same seed. Raises what pickling raises, and
     TypeError for a key whose pickle cannot be loaded back.
     """
     canonicalizer = _Canonicalizer()
@@ -64,7 +67,7 @@ def pickle_key(key: object) -> bytes | tuple[bytes, bytes]:
                 f"the pickle of this key cannot be loaded back ({exc}), so it "
                 f"cannot be stored"
             ) from exc
-    if canonicalizer.repeats and not canonicalizer.fixed_order_sets:
+    if canonicalizer.repeats or canonicalizer.reordered:
         older = pickle.dumps(_unshared(key), PROTOCOL)
         if older != data:
             return data, older
@@ -152,6 +155,7 @@ class _Canonicalizer:
         self.merged: dict[object, object] = {}
         self.fixed_order_sets = False
         self.repeats = 0  # parts equal to an earlier part
+        self.reordered = False  # a dict or set was put in a fixed order
 
     def rebuild(self, obj: object) -> object:
         return self._rebuild(obj)[0]
@@ -199,6 +203,7 @@ class _Canonicalizer:
             return obj, (kind, id(obj))
 
     def _rebuild_dict(self, obj: dict[Any, Any]) -> tuple[object, object]:
+        self.reordered = True
         entries = []
         for key, value in obj.items():
             rebuilt_key, key_signature = self._rebuild(key)
@@ -217,6 +222,7 @@ class _Canonicalizer:
         kind: type[set[Any] | frozenset[Any]],
         obj: set[Any] | frozenset[Any],
     ) -> tuple[object, object]:
+        self.reordered = True
         parts = [self._rebuild(item) for item in obj]
         parts.sort(key=lambda part: pickle.dumps(part[0], PROTOCOL))
         items = [part[0] for part in parts]

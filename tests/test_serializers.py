@@ -18,9 +18,10 @@ import zlib
 
 import msgpack
 import pytest
+
 from conftest import run_python
 
-from sharedb import KeyTooLongError, ShareDB, lmdb
+from sharedb import KeyTooLongError, ShareDB, _serial, lmdb
 
 MAX_KEY_SIZE = 511
 
@@ -856,3 +857,29 @@ def test_long_value_not_limited(db):
     value = "v" * 100_000
     db["k"] = value
     assert db["k"] == value
+
+
+# Keys with a dict, whose 2.0.2 bytes keep the dict's insertion order.
+DICT_KEYS_202 = [
+    {"b": 1, "a": 2},
+    ("k", {"z": [1], "y": {"x": 2}}),
+]
+
+
+@pytest.mark.parametrize("key", DICT_KEYS_202, ids=["dict", "tuple-with-dict"])
+def test_dict_key_202_found_and_replaced(open_store, key):
+    older = pickle.dumps(key, pickle.HIGHEST_PROTOCOL)
+    db = open_store(serial="pickle")
+    canonical, looked_up_too = _serial.pickle_key(key)
+    assert canonical != older
+    assert looked_up_too == older
+    with db._env.begin(write=True) as txn:
+        txn.put(older, pack_value("old", "pickle", False))
+    assert db[key] == "old"
+    assert key in db
+    assert list(db.multiget([key])) == ["old"]
+    db[key] = "new"
+    assert len(db) == 1
+    assert db[key] == "new"
+    with db._env.begin() as txn:
+        assert txn.get(older) is None
