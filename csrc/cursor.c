@@ -271,7 +271,7 @@ cursor_step(CursorObject *self, MDB_cursor_op op)
 }
 
 PyDoc_STRVAR(cursor_first_doc,
-"first()\n"
+"first($self, /)\n"
 "--\n"
 "\n"
 "Move to the first record; return False if the database is empty.");
@@ -283,7 +283,7 @@ cursor_first(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_last_doc,
-"last()\n"
+"last($self, /)\n"
 "--\n"
 "\n"
 "Move to the last record; return False if the database is empty.");
@@ -295,7 +295,7 @@ cursor_last(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_next_doc,
-"next()\n"
+"next($self, /)\n"
 "--\n"
 "\n"
 "Move to the next record, or to the first if the cursor is not placed;\n"
@@ -308,7 +308,7 @@ cursor_next(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_prev_doc,
-"prev()\n"
+"prev($self, /)\n"
 "--\n"
 "\n"
 "Move to the previous record, or to the last if the cursor is not\n"
@@ -358,7 +358,7 @@ cursor_seek(CursorObject *self, PyObject *key, MDB_cursor_op op)
 }
 
 PyDoc_STRVAR(cursor_set_key_doc,
-"set_key(key)\n"
+"set_key($self, key, /)\n"
 "--\n"
 "\n"
 "Move to the record of key; return False, unplacing the cursor, if key\n"
@@ -371,7 +371,7 @@ cursor_set_key(CursorObject *self, PyObject *key)
 }
 
 PyDoc_STRVAR(cursor_set_range_doc,
-"set_range(key)\n"
+"set_range($self, key, /)\n"
 "--\n"
 "\n"
 "Move to the first record whose key is key or after it in byte order;\n"
@@ -405,7 +405,7 @@ cursor_read(CursorObject *self, int what)
 }
 
 PyDoc_STRVAR(cursor_key_doc,
-"key()\n"
+"key($self, /)\n"
 "--\n"
 "\n"
 "Return the key of the current record as bytes.\n"
@@ -419,7 +419,7 @@ cursor_key(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_value_doc,
-"value()\n"
+"value($self, /)\n"
 "--\n"
 "\n"
 "Return the value of the current record as bytes.\n"
@@ -433,7 +433,7 @@ cursor_value(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_item_doc,
-"item()\n"
+"item($self, /)\n"
 "--\n"
 "\n"
 "Return the current record as a (key, value) tuple of bytes.\n"
@@ -464,7 +464,7 @@ cursor_check_write(CursorObject *self)
 }
 
 PyDoc_STRVAR(cursor_put_doc,
-"put(key, value, *, overwrite=True, append=False)\n"
+"put($self, /, key, value, *, overwrite=True, append=False)\n"
 "--\n"
 "\n"
 "Store value under key and place the cursor on it; return False if\n"
@@ -497,6 +497,10 @@ cursor_put(CursorObject *self, PyObject *args, PyObject *kwargs)
     if (sharedb_get_buffer(key, &key_view, "key") < 0) {
         return NULL;
     }
+    if (sharedb_check_key_size(self->txn->env, &key_view) < 0) {
+        PyBuffer_Release(&key_view);
+        return NULL;
+    }
     if (sharedb_get_buffer(value, &value_view, "value") < 0) {
         PyBuffer_Release(&key_view);
         return NULL;
@@ -521,14 +525,15 @@ cursor_put(CursorObject *self, PyObject *args, PyObject *kwargs)
     }
     if (rc != 0) {
         self->positioned = SHAREDB_CURSOR_UNPLACED;
-        return cursor_raise(self, rc, "mdb_cursor_put");
+        return sharedb_raise_put(self->txn->env, rc, "mdb_cursor_put", key,
+                                 append);
     }
     self->positioned = SHAREDB_CURSOR_ON_RECORD;
     Py_RETURN_TRUE;
 }
 
 PyDoc_STRVAR(cursor_delete_doc,
-"delete()\n"
+"delete($self, /)\n"
 "--\n"
 "\n"
 "Delete the current record; the cursor moves to the record after it.\n"
@@ -599,7 +604,7 @@ cursor_make_iter(CursorObject *self, PyObject *args, PyObject *kwargs,
 }
 
 PyDoc_STRVAR(cursor_iternext_doc,
-"iternext(keys=True, values=True)\n"
+"iternext($self, /, keys=True, values=True)\n"
 "--\n"
 "\n"
 "Return an iterator forward from the current record, or from the\n"
@@ -615,7 +620,7 @@ cursor_iternext(CursorObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(cursor_iterprev_doc,
-"iterprev(keys=True, values=True)\n"
+"iterprev($self, /, keys=True, values=True)\n"
 "--\n"
 "\n"
 "Return an iterator backward from the current record, or from the\n"
@@ -693,10 +698,23 @@ cursor_close(CursorObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(cursor_close_doc,
-"close()\n"
+"close($self, /)\n"
 "--\n"
 "\n"
 "Close the cursor.  Closing twice does nothing.");
+
+PyDoc_STRVAR(cursor_enter_doc,
+"__enter__($self, /)\n"
+"--\n"
+"\n"
+"Return the cursor.  Raises ClosedError if it or its transaction has\n"
+"ended.");
+
+PyDoc_STRVAR(cursor_exit_doc,
+"__exit__($self, /, *args)\n"
+"--\n"
+"\n"
+"Close the cursor and return False.");
 
 static PyObject *
 cursor_enter(CursorObject *self, PyObject *Py_UNUSED(ignored))
@@ -744,8 +762,9 @@ static PyMethodDef cursor_methods[] = {
     {"iterprev", (PyCFunction)(void (*)(void))cursor_iterprev,
      METH_VARARGS | METH_KEYWORDS, cursor_iterprev_doc},
     {"close", (PyCFunction)cursor_close, METH_NOARGS, cursor_close_doc},
-    {"__enter__", (PyCFunction)cursor_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)cursor_exit, METH_VARARGS, NULL},
+    {"__enter__", (PyCFunction)cursor_enter, METH_NOARGS,
+     cursor_enter_doc},
+    {"__exit__", (PyCFunction)cursor_exit, METH_VARARGS, cursor_exit_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,6 +2,8 @@
    handles it gives out. */
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -36,6 +38,13 @@ static const Py_ssize_t DEFAULT_MAP_SIZE = 10485760;
 
 /* Map sizes stay below this, so that doubling the map cannot overflow. */
 static const size_t MAX_MAP_SIZE = ((size_t)-1) / 4;
+
+/* The map sizes accepted, for messages; the number is MAX_MAP_SIZE. */
+#if SIZE_MAX > 0xFFFFFFFFu
+#define MAP_SIZE_ACCEPTED "a positive int of at most 4611686018427387903 bytes"
+#else
+#define MAP_SIZE_ACCEPTED "a positive int of at most 1073741823 bytes"
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Pins, checks and the pool of read transactions                      */
@@ -336,8 +345,9 @@ sharedb_env_check_writable(EnvObject *self)
     if (self->flags & MDB_RDONLY) {
         PyErr_Format(self->state->readonly_error,
                      "Environment %R is read-only (opened with "
-                     "readonly=True, or on a read-only file system), so it "
-                     "cannot begin a write transaction", self->path);
+                     "readonly=True, on a read-only file system, or with a "
+                     "data file this process cannot write), so it cannot "
+                     "begin a write transaction", self->path);
         return -1;
     }
     if (sharedb_env_load_owner(self) == PyThread_get_thread_ident()) {
@@ -673,39 +683,50 @@ open_flags(const open_options *options)
     return flags;
 }
 
+/* Convert the integer options given as objects into options.  Each
+   message names the option, the value given and the accepted range. */
+static int
+parse_int_options(open_options *options, PyObject *map_size,
+                  PyObject *max_readers, PyObject *max_dbs, PyObject *mode)
+{
+    long long value;
+
+    if (map_size != NULL) {
+        if (sharedb_int_arg(map_size, "map_size", MAP_SIZE_ACCEPTED, 1,
+                            (long long)MAX_MAP_SIZE, &value) < 0) {
+            return -1;
+        }
+        options->map_size = (Py_ssize_t)value;
+    }
+    if (max_readers != NULL) {
+        if (sharedb_int_arg(max_readers, "max_readers",
+                            "an int from 1 to 2147483647", 1, INT_MAX,
+                            &value) < 0) {
+            return -1;
+        }
+        options->max_readers = (int)value;
+    }
+    if (max_dbs != NULL) {
+        if (sharedb_int_arg(max_dbs, "max_dbs", "an int from 0 to 32765",
+                            0, 32765, &value) < 0) {
+            return -1;
+        }
+        options->max_dbs = (int)value;
+    }
+    if (mode != NULL) {
+        if (sharedb_int_arg(mode, "mode",
+                            "a permission mode, an int from 0 to 0o7777", 0,
+                            07777, &value) < 0) {
+            return -1;
+        }
+        options->mode = (int)value;
+    }
+    return 0;
+}
+
 static int
 check_options(const open_options *options)
 {
-    if (options->map_size <= 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "map_size must be a positive number of bytes, not %zd",
-                     options->map_size);
-        return -1;
-    }
-    if ((size_t)options->map_size > MAX_MAP_SIZE) {
-        PyErr_Format(PyExc_ValueError,
-                     "map_size %zd is larger than the %zu bytes this "
-                     "platform can map", options->map_size, MAX_MAP_SIZE);
-        return -1;
-    }
-    if (options->max_readers < 1) {
-        PyErr_Format(PyExc_ValueError,
-                     "max_readers must be at least 1, not %d",
-                     options->max_readers);
-        return -1;
-    }
-    if (options->max_dbs < 0 || options->max_dbs > 32765) {
-        PyErr_Format(PyExc_ValueError,
-                     "max_dbs must be between 0 and 32765, not %d",
-                     options->max_dbs);
-        return -1;
-    }
-    if (options->mode < 0 || options->mode > 07777) {
-        PyErr_Format(PyExc_ValueError,
-                     "mode must be a permission mode between 0 and 0o7777, "
-                     "not %d", options->mode);
-        return -1;
-    }
     if (!options->lock && !options->readonly) {
         PyErr_SetString(PyExc_ValueError,
                         "lock=False requires readonly=True: without the "
@@ -752,6 +773,46 @@ encode_path(PyObject *path)
 #endif
 }
 
+/* Return 1 if path names a file that is not a directory, 0 if not, or
+   -1 with an exception set. */
+static int
+path_is_file(PyObject *path)
+{
+    PyObject *os_path = PyImport_ImportModule("os.path");
+    PyObject *result;
+    int is_file;
+
+    if (os_path == NULL) {
+        return -1;
+    }
+    result = PyObject_CallMethod(os_path, "isfile", "O", path);
+    Py_DECREF(os_path);
+    if (result == NULL) {
+        return -1;
+    }
+    is_file = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return is_file;
+}
+
+/* Raise OSError(code) for a subdir environment whose path is not a
+   directory, pointing to subdir=False. */
+static void
+raise_path_not_directory(EnvObject *self, int code)
+{
+    PyObject *exc;
+
+    exc = PyObject_CallFunction(
+        PyExc_OSError, "isO", code,
+        "the path of the environment is a file, not a directory; pass "
+        "subdir=False to open the file itself as the data file",
+        self->path);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
 static int
 env_open_handle(EnvObject *self, const open_options *options,
                 const char *path)
@@ -786,6 +847,19 @@ env_open_handle(EnvObject *self, const open_options *options,
     if (rc != 0) {
         /* LMDB requires closing a handle whose open failed. */
         mdb_env_close(env);
+        if (rc == ENOTDIR && !(self->flags & MDB_NOSUBDIR)) {
+            /* ENOTDIR also comes from a parent directory that is a
+               file, which subdir=False would not help with. */
+            int is_file = path_is_file(self->path);
+
+            if (is_file > 0) {
+                raise_path_not_directory(self, rc);
+                return -1;
+            }
+            if (is_file < 0) {
+                return -1;
+            }
+        }
         sharedb_raise_lmdb(self->state, rc, "mdb_env_open", self->path);
         return -1;
     }
@@ -895,6 +969,10 @@ env_open(EnvObject *self, const open_options *options)
     self->map_grow = options->map_grow;
     if (options->subdir && options->create && !options->readonly) {
         if (make_directory(self->path) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_FileExistsError)) {
+                PyErr_Clear();
+                raise_path_not_directory(self, EEXIST);
+            }
             return -1;
         }
     }
@@ -958,9 +1036,19 @@ env_open(EnvObject *self, const open_options *options)
         }
     }
     if (!options->create && !found) {
-        PyErr_Format(PyExc_FileNotFoundError,
-                     "no LMDB environment at %R, and create=False",
-                     self->path);
+        int is_file = options->subdir ? path_is_file(self->path) : 0;
+
+        if (is_file < 0) {
+            goto done;
+        }
+        if (is_file) {
+            raise_path_not_directory(self, ENOTDIR);
+        }
+        else {
+            PyErr_Format(PyExc_FileNotFoundError,
+                         "no LMDB environment at %R, and create=False",
+                         self->path);
+        }
         goto done;
     }
     if (env_open_handle(self, options, PyBytes_AS_STRING(path_bytes)) < 0) {
@@ -1012,6 +1100,10 @@ env_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         .readahead = 1, .lock = 1, .meminit = 1, .mode = 0644,
         .map_grow = 0,
     };
+    PyObject *map_size = NULL;
+    PyObject *max_readers = NULL;
+    PyObject *max_dbs = NULL;
+    PyObject *mode = NULL;
     sharedb_state *state;
     EnvObject *self;
 
@@ -1020,16 +1112,18 @@ env_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O&|$npppiipppppppip:Environment", keywords,
-            PyUnicode_FSDecoder, &options.path, &options.map_size,
+            args, kwargs, "O&|$OpppOOpppppppOp:Environment", keywords,
+            PyUnicode_FSDecoder, &options.path, &map_size,
             &options.subdir, &options.readonly, &options.create,
-            &options.max_readers, &options.max_dbs, &options.sync,
+            &max_readers, &max_dbs, &options.sync,
             &options.metasync, &options.map_async, &options.writemap,
             &options.readahead, &options.lock, &options.meminit,
-            &options.mode, &options.map_grow)) {
+            &mode, &options.map_grow)) {
         return NULL;
     }
-    if (check_options(&options) < 0) {
+    if (parse_int_options(&options, map_size, max_readers, max_dbs,
+                          mode) < 0 ||
+        check_options(&options) < 0) {
         Py_DECREF(options.path);
         return NULL;
     }
@@ -1056,7 +1150,7 @@ env_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 /* Methods                                                             */
 
 PyDoc_STRVAR(env_begin_doc,
-"begin(write=False, parent=None)\n"
+"begin($self, /, write=False, parent=None)\n"
 "--\n"
 "\n"
 "Begin a transaction.\n"
@@ -1115,7 +1209,7 @@ stat_to_dict(const MDB_stat *stat)
 }
 
 PyDoc_STRVAR(env_stat_doc,
-"stat()\n"
+"stat($self, /)\n"
 "--\n"
 "\n"
 "Return the statistics of the main database as a dict.\n"
@@ -1143,7 +1237,7 @@ env_stat(EnvObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(env_info_doc,
-"info()\n"
+"info($self, /)\n"
 "--\n"
 "\n"
 "Return facts about the environment as a dict.\n"
@@ -1176,7 +1270,7 @@ env_info(EnvObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(env_sync_doc,
-"sync(force=False)\n"
+"sync($self, /, force=False)\n"
 "--\n"
 "\n"
 "Flush written data to disk.\n"
@@ -1217,7 +1311,7 @@ env_sync(EnvObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(env_set_sync_doc,
-"set_sync(sync)\n"
+"set_sync($self, sync, /)\n"
 "--\n"
 "\n"
 "Turn synchronous commits on or off.\n"
@@ -1270,7 +1364,7 @@ env_set_sync(EnvObject *self, PyObject *arg)
 }
 
 PyDoc_STRVAR(env_set_mapsize_doc,
-"set_mapsize(size)\n"
+"set_mapsize($self, size, /)\n"
 "--\n"
 "\n"
 "Set the map size, the maximum size of the data file, in bytes.\n"
@@ -1282,17 +1376,12 @@ PyDoc_STRVAR(env_set_mapsize_doc,
 static PyObject *
 env_set_mapsize(EnvObject *self, PyObject *arg)
 {
-    Py_ssize_t size = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    long long size;
     MDB_env *env;
     int rc;
 
-    if (size == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (size <= 0 || (size_t)size > MAX_MAP_SIZE) {
-        PyErr_Format(PyExc_ValueError,
-                     "size must be between 1 and %zu bytes, not %zd",
-                     MAX_MAP_SIZE, size);
+    if (sharedb_int_arg(arg, "size", MAP_SIZE_ACCEPTED, 1,
+                        (long long)MAX_MAP_SIZE, &size) < 0) {
         return NULL;
     }
     if (sharedb_env_check(self) < 0) {
@@ -1318,7 +1407,7 @@ env_set_mapsize(EnvObject *self, PyObject *arg)
 }
 
 PyDoc_STRVAR(env_max_key_size_doc,
-"max_key_size()\n"
+"max_key_size($self, /)\n"
 "--\n"
 "\n"
 "Return the maximum size of a key in bytes (511 in this build).");
@@ -1333,7 +1422,7 @@ env_max_key_size(EnvObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(env_max_readers_doc,
-"max_readers()\n"
+"max_readers($self, /)\n"
 "--\n"
 "\n"
 "Return the number of reader slots of the lock file.");
@@ -1372,7 +1461,7 @@ collect_reader_line(const char *line, void *context)
 }
 
 PyDoc_STRVAR(env_readers_doc,
-"readers()\n"
+"readers($self, /)\n"
 "--\n"
 "\n"
 "Return the reader slots in use as a list of (pid, thread, txnid).\n"
@@ -1442,7 +1531,7 @@ done:
 }
 
 PyDoc_STRVAR(env_reader_check_doc,
-"reader_check()\n"
+"reader_check($self, /)\n"
 "--\n"
 "\n"
 "Free the reader slots of processes that died; return how many.");
@@ -1463,7 +1552,7 @@ env_reader_check_method(EnvObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(env_copy_doc,
-"copy(path, compact=False)\n"
+"copy($self, /, path, compact=False)\n"
 "--\n"
 "\n"
 "Write a consistent copy of the environment to path.\n"
@@ -1539,7 +1628,7 @@ done:
 }
 
 PyDoc_STRVAR(env_open_db_doc,
-"open_db(name=None, create=True)\n"
+"open_db($self, /, name=None, create=True)\n"
 "--\n"
 "\n"
 "Return a handle to the named database name, or to the main database.\n"
@@ -1673,7 +1762,7 @@ done:
 }
 
 PyDoc_STRVAR(env_set_alloc_limits_doc,
-"_set_alloc_limits(insert, delete)\n"
+"_set_alloc_limits($self, insert, delete, /)\n"
 "--\n"
 "\n"
 "Cap the data file, in bytes, for the writes of a ShareDB store: insert\n"
@@ -1710,7 +1799,7 @@ env_set_alloc_limits(EnvObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(env_close_doc,
-"close()\n"
+"close($self, /)\n"
 "--\n"
 "\n"
 "Close the environment.\n"
@@ -1726,6 +1815,18 @@ env_close_method(EnvObject *self, PyObject *Py_UNUSED(ignored))
     env_close(self);
     Py_RETURN_NONE;
 }
+
+PyDoc_STRVAR(env_enter_doc,
+"__enter__($self, /)\n"
+"--\n"
+"\n"
+"Return the environment.  Raises ClosedError if it is closed.");
+
+PyDoc_STRVAR(env_exit_doc,
+"__exit__($self, /, *args)\n"
+"--\n"
+"\n"
+"Close the environment and return False.");
 
 static PyObject *
 env_enter(EnvObject *self, PyObject *Py_UNUSED(ignored))
@@ -1744,7 +1845,7 @@ env_exit(EnvObject *self, PyObject *Py_UNUSED(args))
 }
 
 PyDoc_STRVAR(env_flags_doc,
-"flags()\n"
+"flags($self, /)\n"
 "--\n"
 "\n"
 "Return the options the environment was opened with, as a dict.");
@@ -1848,7 +1949,7 @@ env_dealloc(EnvObject *self)
 }
 
 PyDoc_STRVAR(env_verify_doc,
-"verify()\n"
+"verify($self, /)\n"
 "--\n"
 "\n"
 "Check the data file of the last committed snapshot page by page.\n"
@@ -1897,8 +1998,9 @@ static PyMethodDef env_methods[] = {
     {"_set_alloc_limits", (PyCFunction)env_set_alloc_limits, METH_VARARGS,
      env_set_alloc_limits_doc},
     {"close", (PyCFunction)env_close_method, METH_NOARGS, env_close_doc},
-    {"__enter__", (PyCFunction)env_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)env_exit, METH_VARARGS, NULL},
+    {"__enter__", (PyCFunction)env_enter, METH_NOARGS,
+     env_enter_doc},
+    {"__exit__", (PyCFunction)env_exit, METH_VARARGS, env_exit_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -241,6 +241,13 @@ PyObject *
 sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
                    PyObject *context)
 {
+    return sharedb_raise_lmdb_hint(state, rc, call, context, "");
+}
+
+PyObject *
+sharedb_raise_lmdb_hint(sharedb_state *state, int rc, const char *call,
+                        PyObject *context, const char *hint)
+{
     PyObject *cls;
     PyObject *message = NULL;
     PyObject *exc = NULL;
@@ -274,13 +281,15 @@ sharedb_raise_lmdb(sharedb_state *state, int rc, const char *call,
         if (shown == NULL) {
             goto done;
         }
-        message = PyUnicode_FromFormat("%s failed on %U: %s%s", call, shown,
-                                       mdb_strerror(rc), damage_hint(rc));
+        message = PyUnicode_FromFormat("%s failed on %U: %s%s%s", call,
+                                       shown, mdb_strerror(rc),
+                                       damage_hint(rc), hint);
         Py_DECREF(shown);
     }
     else {
-        message = PyUnicode_FromFormat("%s failed: %s%s", call,
-                                       mdb_strerror(rc), damage_hint(rc));
+        message = PyUnicode_FromFormat("%s failed: %s%s%s", call,
+                                       mdb_strerror(rc), damage_hint(rc),
+                                       hint);
     }
     if (message == NULL) {
         goto done;
@@ -321,4 +330,79 @@ sharedb_raise_closed(sharedb_state *state, const char *format, ...)
         Py_DECREF(message);
     }
     return NULL;
+}
+
+PyObject *
+sharedb_describe(PyObject *obj)
+{
+    PyObject *text = PyObject_Repr(obj);
+    PyObject *cut;
+
+    if (text == NULL) {
+        /* repr() can fail, for an int of more digits than
+           sys.get_int_max_str_digits() allows among others. */
+        PyErr_Clear();
+        if (PyLong_Check(obj)) {
+            PyObject *bits = PyObject_CallMethod(obj, "bit_length", NULL);
+
+            if (bits != NULL) {
+                text = PyUnicode_FromFormat("<an int of %S bits>", bits);
+                Py_DECREF(bits);
+                return text;
+            }
+            PyErr_Clear();
+        }
+        return PyUnicode_FromFormat("<%s object>", Py_TYPE(obj)->tp_name);
+    }
+    if (PyUnicode_GET_LENGTH(text) <= SHAREDB_DESCRIBE_LIMIT) {
+        return text;
+    }
+    cut = PyUnicode_Substring(text, 0, SHAREDB_DESCRIBE_LIMIT);
+    Py_DECREF(text);
+    if (cut == NULL) {
+        return NULL;
+    }
+    text = PyUnicode_FromFormat("%U...", cut);
+    Py_DECREF(cut);
+    return text;
+}
+
+int
+sharedb_int_arg(PyObject *value, const char *name, const char *accepted,
+                long long minimum, long long maximum, long long *out)
+{
+    PyObject *index;
+    PyObject *shown;
+    long long number;
+    int overflow;
+
+    if (PyBool_Check(value) || !PyIndex_Check(value)) {
+        shown = sharedb_describe(value);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s must be %s, not %U of %R",
+                         name, accepted, shown, (PyObject *)Py_TYPE(value));
+            Py_DECREF(shown);
+        }
+        return -1;
+    }
+    index = PyNumber_Index(value);
+    if (index == NULL) {
+        return -1;
+    }
+    number = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (number == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow != 0 || number < minimum || number > maximum) {
+        shown = sharedb_describe(value);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s must be %s, not %U", name,
+                         accepted, shown);
+            Py_DECREF(shown);
+        }
+        return -1;
+    }
+    *out = number;
+    return 0;
 }

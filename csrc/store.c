@@ -265,9 +265,9 @@ reraise_given(PyObject *exception_class, const char *name, PyObject *obj)
 }
 
 /* Return the class that a failure to pack a key or value of a batch is
-   raised as: a KeyTooLongError stays one, so that callers catch it as
-   they do for a single key, and every other error becomes a TypeError,
-   as in ShareDB 2.0.2.  Both are TypeErrors.  Borrowed reference. */
+   raised as.  A KeyTooLongError stays one, so that callers catch it as
+   they do for a single key.  Every other error becomes a TypeError, as
+   in ShareDB 2.0.2.  Returns a borrowed reference. */
 static PyObject *
 batch_error_class(StoreObject *self)
 {
@@ -1354,19 +1354,25 @@ run_advance(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 
 static Py_ssize_t store_len(StoreObject *self);
 
-/* Raise MapFullError for op, which did not fit below the cap.  Deleting
-   records is suggested only where it can make room: not for a write
-   that deletes, and not on an empty store. */
+/* Raise MapFullError for op, which did not fit below the cap of env.
+   Deleting records is suggested only where it can make room: not for a
+   write that deletes, nor one larger than the cap, nor on an empty
+   store. */
 static PyObject *
-raise_map_full(StoreObject *self, const write_op *op)
+raise_map_full(StoreObject *self, EnvObject *env, const write_op *op)
 {
     PyObject *map_full_error =
         self->state->lmdb_errors[MDB_MAP_FULL - MDB_KEYEXIST];
-    PyObject *text = PyObject_Repr((PyObject *)self);
+    size_t limit = env->insert_limit * env->page_size;
+    size_t size = 0;
     Py_ssize_t records = -1;
+    PyObject *text;
 
-    if (text == NULL) {
-        return NULL;
+    if (op->value != NULL) {
+        size = (size_t)op->key->size + (size_t)op->value->size;
+    }
+    else if (op->records != NULL) {
+        size = op->records->size;
     }
     if (!op->frees_space) {
         records = store_len(self);
@@ -1375,12 +1381,23 @@ raise_map_full(StoreObject *self, const write_op *op)
             PyErr_Clear();
         }
     }
+    text = PyObject_Repr((PyObject *)self);
+    if (text == NULL) {
+        return NULL;
+    }
     if (op->frees_space) {
         PyErr_Format(map_full_error,
                      "%U is full: a delete needs free pages too, because "
                      "LMDB copies each page it changes, and the room kept "
                      "below map_size for deletes is used up; reopen the "
                      "store with a larger map_size", text);
+    }
+    else if (limit > 0 && size > limit) {
+        PyErr_Format(map_full_error,
+                     "%U is full: the write of %zu bytes is larger than "
+                     "the %zu bytes its map size limit leaves for records, "
+                     "so deleting records cannot make room; reopen the "
+                     "store with a larger map_size", text, size, limit);
     }
     else if (records == 0) {
         PyErr_Format(map_full_error,
@@ -1602,7 +1619,7 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
         return -1;
     }
     if (rc == MDB_MAP_FULL) {
-        raise_map_full(self, op);
+        raise_map_full(self, env, op);
     }
     else if (sharedb_env_check(env) == 0) {
         sharedb_raise_lmdb(self->state, rc, op->call, env->path);
@@ -1703,7 +1720,7 @@ raise_absent(PyObject *key)
 }
 
 PyDoc_STRVAR(store_get_doc,
-"get(key, default=None)\n"
+"get($self, /, key, default=None)\n"
 "--\n"
 "\n"
 "Return the value of key, or default if key is absent.\n"
@@ -1760,7 +1777,7 @@ store_contains(StoreObject *self, PyObject *key)
 }
 
 PyDoc_STRVAR(store_has_key_doc,
-"has_key(key)\n"
+"has_key($self, /, key)\n"
 "--\n"
 "\n"
 "Return True if key is present.\n"
@@ -1788,7 +1805,7 @@ store_has_key(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
 }
 
 PyDoc_STRVAR(store_length_doc,
-"length()\n"
+"length($self, /)\n"
 "--\n"
 "\n"
 "Return the number of records, read from LMDB's statistics.");
@@ -1885,7 +1902,7 @@ done:
 }
 
 PyDoc_STRVAR(store_set_doc,
-"set(key, val)\n"
+"set($self, /, key, val)\n"
 "--\n"
 "\n"
 "Store val under key in its own transaction and return the store.\n"
@@ -1911,7 +1928,7 @@ store_set(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
 }
 
 PyDoc_STRVAR(store_remove_doc,
-"remove(key)\n"
+"remove($self, /, key)\n"
 "--\n"
 "\n"
 "Delete key if present and return the store.  An absent key is not an\n"
@@ -1950,13 +1967,14 @@ decode_found_value(StoreObject *self, write_op *op)
 }
 
 PyDoc_STRVAR(store_pop_doc,
-"pop(key[, default])\n"
+"pop($self, /, key, default=...)\n"
 "--\n"
 "\n"
 "Delete key and return its value, in one transaction.\n"
 "\n"
 "Returns default if key is absent and default is given; raises\n"
-"KeyError otherwise.  Raises the errors of set() too.");
+"KeyError if key is absent and default is not given.  Raises the\n"
+"errors of set() too.");
 
 static PyObject *
 store_pop(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -2004,7 +2022,7 @@ done:
 }
 
 PyDoc_STRVAR(store_setdefault_doc,
-"setdefault(key, default=None)\n"
+"setdefault($self, /, key, default=None)\n"
 "--\n"
 "\n"
 "Return the value of key; if absent, store default and return it.\n"
@@ -2073,7 +2091,7 @@ done:
 }
 
 PyDoc_STRVAR(store_pop_first_doc,
-"_pop_first()\n"
+"_pop_first($self, /)\n"
 "--\n"
 "\n"
 "Delete the first record in key order and return it as (key, value).\n"
@@ -2120,7 +2138,7 @@ done:
 }
 
 PyDoc_STRVAR(store_clear_doc,
-"clear()\n"
+"clear($self, /)\n"
 "--\n"
 "\n"
 "Delete every record in one transaction and return the store.");
@@ -2147,7 +2165,7 @@ store_clear(StoreObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(store_sync_doc,
-"sync()\n"
+"sync($self, /)\n"
 "--\n"
 "\n"
 "Flush written data to disk, returning when it is there, and return\n"
@@ -2358,8 +2376,8 @@ pack_keywords(StoreObject *self, EnvObject *env, PyObject *kwargs,
 
     packed_init(&packed_key);
     packed_init(&packed_value);
-    /* kwargs is the dict of this call: no other code holds it, so it
-       cannot change while packing runs the caller's code. */
+    /* kwargs is the dict of this call, which no other code can reach,
+       so it cannot change while packing runs the caller's code. */
     while (status == 0 && PyDict_Next(kwargs, &position, &name, &value)) {
         Py_INCREF(name);
         Py_INCREF(value);
@@ -2430,7 +2448,7 @@ store_update_pairs(StoreObject *self, PyObject *const *args,
 }
 
 PyDoc_STRVAR(store_multiset_doc,
-"multiset(kv_iter)\n"
+"multiset($self, /, kv_iter)\n"
 "--\n"
 "\n"
 "Store every (key, value) pair of kv_iter in one transaction and\n"
@@ -2454,7 +2472,7 @@ store_multiset(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
 }
 
 PyDoc_STRVAR(store_multiremove_doc,
-"multiremove(key_iter)\n"
+"multiremove($self, /, key_iter)\n"
 "--\n"
 "\n"
 "Delete every key of key_iter in one transaction and return the\n"
@@ -3019,7 +3037,7 @@ static PyType_Spec store_iter_spec = {
 };
 
 PyDoc_STRVAR(store_multiget_doc,
-"multiget(key_iter, default=None)\n"
+"multiget($self, /, key_iter, default=None)\n"
 "--\n"
 "\n"
 "Return an iterator of the values of the keys of key_iter, or default\n"
@@ -3040,7 +3058,7 @@ store_multiget(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
 }
 
 PyDoc_STRVAR(store_has_multikey_doc,
-"has_multikey(key_iter)\n"
+"has_multikey($self, /, key_iter)\n"
 "--\n"
 "\n"
 "Return an iterator of booleans, True for each key of key_iter that is\n"
@@ -3061,7 +3079,7 @@ store_has_multikey(StoreObject *self, PyObject *const *args,
 }
 
 PyDoc_STRVAR(store_keys_doc,
-"keys()\n"
+"keys($self, /)\n"
 "--\n"
 "\n"
 "Return an iterator of the keys in key order, from one snapshot taken\n"
@@ -3074,7 +3092,7 @@ store_keys(StoreObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(store_values_doc,
-"values()\n"
+"values($self, /)\n"
 "--\n"
 "\n"
 "Return an iterator of the values in key order, from one snapshot.");
@@ -3086,7 +3104,7 @@ store_values(StoreObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(store_items_doc,
-"items()\n"
+"items($self, /)\n"
 "--\n"
 "\n"
 "Return an iterator of (key, value) pairs in key order, from one\n"
@@ -3105,7 +3123,7 @@ store_iter(StoreObject *self)
 }
 
 PyDoc_STRVAR(store_reversed_doc,
-"__reversed__()\n"
+"__reversed__($self, /)\n"
 "--\n"
 "\n"
 "Return an iterator of the keys in reverse key order, from one\n"
@@ -3121,8 +3139,8 @@ store_reversed(StoreObject *self, PyObject *Py_UNUSED(ignored))
 /* Attaching to an environment                                         */
 
 PyDoc_STRVAR(store_attach_doc,
-"_attach(env, serial, compress, sync_threshold, pickle_key, dumps,\n"
-"        loads, protocol, zlib_compress, zlib_decompress)\n"
+"_attach($self, env, serial, compress, sync_threshold, pickle_key,\n"
+"        dumps, loads, protocol, zlib_compress, zlib_decompress, /)\n"
 "--\n"
 "\n"
 "Connect the store to an open Environment.\n"
@@ -3177,7 +3195,7 @@ store_attach(StoreObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(store_detach_doc,
-"_detach()\n"
+"_detach($self, /)\n"
 "--\n"
 "\n"
 "Disconnect the store from its Environment and return it, or None if\n"
@@ -3374,6 +3392,9 @@ static PyGetSetDef store_getset[] = {
 };
 
 PyDoc_STRVAR(store_doc,
+"Store()\n"
+"--\n"
+"\n"
 "Base class of sharedb.ShareDB that holds its per-key methods.");
 
 static PyType_Slot store_slots[] = {

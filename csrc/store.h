@@ -22,6 +22,8 @@ typedef struct {
     PyObject *module;           /* strong */
     EnvObject *env;             /* strong; NULL until attached, and after
                                    the store is closed */
+    int attached;               /* _attach() ran once: ShareDB.__init__
+                                   opened the store */
     int serial;                 /* SHAREDB_SERIAL_PICKLE or _MSGPACK */
     int compress;               /* zlib-compress values */
     Py_ssize_t pending_writes;  /* writes since the last sync */

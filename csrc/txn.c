@@ -22,9 +22,34 @@ sharedb_get_buffer(PyObject *obj, Py_buffer *view, const char *name)
         return -1;
     }
     if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a bytes-like object, not %.200s", name,
-                     Py_TYPE(obj)->tp_name);
+        if (PyObject_CheckBuffer(obj)) {
+            /* A buffer that exists but is not one block of memory, such
+               as a memoryview taken with a step. */
+            PyErr_Format(PyExc_TypeError,
+                         "%s must be a contiguous bytes-like object, but "
+                         "the %.200s given is not contiguous; pass "
+                         "bytes(%s) instead", name, Py_TYPE(obj)->tp_name,
+                         name);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "%s must be a bytes-like object, not %.200s", name,
+                         Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int
+sharedb_check_key_size(EnvObject *env, const Py_buffer *view)
+{
+    int max_size = env->max_key_size;
+
+    if (view->len == 0 || view->len > max_size) {
+        PyErr_Format(env->state->lmdb_errors[MDB_BAD_VALSIZE - MDB_KEYEXIST],
+                     "a key of %zd bytes cannot be stored (MDB_BAD_VALSIZE): "
+                     "LMDB keys are 1 to %d bytes", view->len, max_size);
         return -1;
     }
     return 0;
@@ -36,16 +61,21 @@ sharedb_get_buffer(PyObject *obj, Py_buffer *view, const char *name)
 static int
 check_key_size(TxnObject *txn, const Py_buffer *view)
 {
-    int max_size = txn->env->max_key_size;
+    return sharedb_check_key_size(txn->env, view);
+}
 
-    if (view->len == 0 || view->len > max_size) {
-        PyErr_Format(txn->env->state->lmdb_errors[MDB_BAD_VALSIZE -
-                                                  MDB_KEYEXIST],
-                     "a key of %zd bytes cannot be stored (MDB_BAD_VALSIZE): "
-                     "LMDB keys are 1 to %d bytes", view->len, max_size);
-        return -1;
+PyObject *
+sharedb_raise_put(EnvObject *env, int rc, const char *call,
+                  PyObject *context, int append)
+{
+    if (rc == MDB_KEYEXIST && append) {
+        return sharedb_raise_lmdb_hint(
+            env->state, rc, call, context,
+            "; append=True needs each key to be greater than the last key "
+            "of the database, and this key is not: put it without "
+            "append=True, or sort the keys first");
     }
-    return 0;
+    return sharedb_raise_lmdb(env->state, rc, call, context);
 }
 
 static inline MDB_val
@@ -458,7 +488,7 @@ txn_raise(TxnObject *self, int rc, const char *call, PyObject *key)
 }
 
 PyDoc_STRVAR(txn_get_doc,
-"get(key, default=None, *, db=None)\n"
+"get($self, /, key, default=None, *, db=None)\n"
 "--\n"
 "\n"
 "Return the value of key as bytes, or default if key is absent.\n"
@@ -550,7 +580,7 @@ put_flags(int overwrite, int append)
 }
 
 PyDoc_STRVAR(txn_put_doc,
-"put(key, value, *, overwrite=True, append=False, db=None)\n"
+"put($self, /, key, value, *, overwrite=True, append=False, db=None)\n"
 "--\n"
 "\n"
 "Store value under key; return False if key existed and overwrite is\n"
@@ -603,6 +633,9 @@ txn_put(TxnObject *self, PyObject *args, PyObject *kwargs)
        is an error whatever overwrite says. */
     if (rc == MDB_KEYEXIST && !overwrite && !append) {
         Py_RETURN_FALSE;
+    }
+    if (rc == MDB_KEYEXIST) {
+        return sharedb_raise_put(self->env, rc, "mdb_put", key, append);
     }
     if (rc != 0) {
         return txn_raise(self, rc, "mdb_put", key);
@@ -686,7 +719,7 @@ done:
 }
 
 PyDoc_STRVAR(txn_replace_doc,
-"replace(key, value, *, db=None)\n"
+"replace($self, /, key, value, *, db=None)\n"
 "--\n"
 "\n"
 "Store value under key and return the old value, or None.\n"
@@ -709,7 +742,7 @@ txn_replace(TxnObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(txn_pop_doc,
-"pop(key, default=None, *, db=None)\n"
+"pop($self, /, key, default=None, *, db=None)\n"
 "--\n"
 "\n"
 "Delete key and return its value, or default if key is absent.\n"
@@ -732,7 +765,7 @@ txn_pop(TxnObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(txn_delete_doc,
-"delete(key, *, db=None)\n"
+"delete($self, /, key, *, db=None)\n"
 "--\n"
 "\n"
 "Delete key; return True if it was present.\n"
@@ -777,7 +810,7 @@ txn_delete(TxnObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(txn_drop_doc,
-"drop(db=None, delete=False)\n"
+"drop($self, /, db=None, delete=False)\n"
 "--\n"
 "\n"
 "Delete every record of db; with delete=True also delete the named\n"
@@ -824,7 +857,7 @@ txn_drop(TxnObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(txn_stat_doc,
-"stat(db=None)\n"
+"stat($self, /, db=None)\n"
 "--\n"
 "\n"
 "Return the statistics of db as seen by this transaction.\n"
@@ -863,7 +896,7 @@ txn_stat(TxnObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(txn_cursor_doc,
-"cursor(db=None)\n"
+"cursor($self, /, db=None)\n"
 "--\n"
 "\n"
 "Open a cursor on db, valid until the transaction ends.\n"
@@ -962,7 +995,7 @@ batch_fill(TxnObject *txn, PyObject *iterator, batch_record *records,
 }
 
 PyDoc_STRVAR(txn_putmulti_doc,
-"putmulti(items, *, overwrite=True, append=False, db=None)\n"
+"putmulti($self, /, items, *, overwrite=True, append=False, db=None)\n"
 "--\n"
 "\n"
 "Store each (key, value) pair of the iterable items.\n"
@@ -1060,7 +1093,13 @@ txn_putmulti(TxnObject *self, PyObject *args, PyObject *kwargs)
             Py_XDECREF(type);
             Py_XDECREF(value);
             Py_XDECREF(traceback);
-            txn_raise(self, rc, "mdb_put", self->env->path);
+            if (rc == MDB_KEYEXIST) {
+                sharedb_raise_put(self->env, rc, "mdb_put", self->env->path,
+                                  append);
+            }
+            else {
+                txn_raise(self, rc, "mdb_put", self->env->path);
+            }
             goto done;
         }
         if (failed) {
@@ -1080,7 +1119,7 @@ done:
 }
 
 PyDoc_STRVAR(txn_getmulti_doc,
-"getmulti(keys, *, db=None)\n"
+"getmulti($self, /, keys, *, db=None)\n"
 "--\n"
 "\n"
 "Return a list with the value of each key of the iterable keys, as\n"
@@ -1205,7 +1244,7 @@ done:
 /* Ending                                                              */
 
 PyDoc_STRVAR(txn_commit_doc,
-"commit()\n"
+"commit($self, /)\n"
 "--\n"
 "\n"
 "Commit the transaction; a nested transaction's changes go to its\n"
@@ -1230,7 +1269,7 @@ txn_commit(TxnObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(txn_abort_doc,
-"abort()\n"
+"abort($self, /)\n"
 "--\n"
 "\n"
 "Abort the transaction, discarding its changes.\n"
@@ -1251,6 +1290,19 @@ txn_abort(TxnObject *self, PyObject *Py_UNUSED(ignored))
     txn_end(self, 0, "it was aborted");
     Py_RETURN_NONE;
 }
+
+PyDoc_STRVAR(txn_enter_doc,
+"__enter__($self, /)\n"
+"--\n"
+"\n"
+"Return the transaction.  Raises ClosedError if it has ended.");
+
+PyDoc_STRVAR(txn_exit_doc,
+"__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n"
+"--\n"
+"\n"
+"Commit the transaction if exc_type is None, else abort it; return\n"
+"False.  Does nothing to an ended transaction.");
 
 static PyObject *
 txn_enter(TxnObject *self, PyObject *Py_UNUSED(ignored))
@@ -1344,8 +1396,9 @@ static PyMethodDef txn_methods[] = {
      METH_VARARGS | METH_KEYWORDS, txn_getmulti_doc},
     {"commit", (PyCFunction)txn_commit, METH_NOARGS, txn_commit_doc},
     {"abort", (PyCFunction)txn_abort, METH_NOARGS, txn_abort_doc},
-    {"__enter__", (PyCFunction)txn_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)txn_exit, METH_VARARGS, NULL},
+    {"__enter__", (PyCFunction)txn_enter, METH_NOARGS,
+     txn_enter_doc},
+    {"__exit__", (PyCFunction)txn_exit, METH_VARARGS, txn_exit_doc},
     {NULL, NULL, 0, NULL},
 };
 

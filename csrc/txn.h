@@ -60,4 +60,14 @@ void sharedb_txn_unlink_cursor(TxnObject *txn, CursorObject *cursor);
    TypeError message.  The caller releases view with PyBuffer_Release. */
 int sharedb_get_buffer(PyObject *obj, Py_buffer *view, const char *name);
 
+/* Raise BadValsizeError unless view is a key LMDB can store in env: 1
+   to max_key_size() bytes.  Returns -1 with the exception set. */
+int sharedb_check_key_size(EnvObject *env, const Py_buffer *view);
+
+/* Raise the error of a put that returned rc, as sharedb_raise_lmdb()
+   does.  The message of a KeyExistsError of a put with append set
+   states that the key is out of order.  Always returns NULL. */
+PyObject *sharedb_raise_put(EnvObject *env, int rc, const char *call,
+                            PyObject *context, int append);
+
 #endif /* SHAREDB_TXN_H */

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import configparser
 import os
+import pickletools
 import tempfile
+import zlib
 from dataclasses import dataclass
+
+import msgpack
 
 SECTION = "ShareDB Config"
 FILE_NAME = "ShareDB.config"
@@ -166,3 +170,64 @@ def _create_exclusive(path: str, parser: configparser.RawConfigParser) -> bool:
         file.flush()
         os.fsync(file.fileno())
     return True
+
+
+def detect_settings(records: list[tuple[bytes, bytes]]) -> tuple[str, bool] | None:
+    """Return the (serial, compress) settings that read every record of
+    records, given as (key, value) bytes, or None unless exactly one
+    setting does.
+
+    Pickle data is parsed, never loaded, so that no code of the records
+    runs. The keys decide the serializer, because every pickle of
+    protocol 2 or later starts with a byte that msgpack reads as a whole
+    empty map. The values then decide whether they were compressed.
+    """
+    if not records:
+        return None
+    matches = []
+    for serial in ("pickle", "msgpack"):
+        if not all(_is_packed(key, serial) for key, _ in records):
+            continue
+        for compress in (False, True):
+            if all(
+                _is_packed(_stored_value(value, compress), serial)
+                for _, value in records
+            ):
+                matches.append((serial, compress))
+    return matches[0] if len(matches) == 1 else None
+
+
+def _stored_value(value: bytes, compress: bool) -> bytes | None:
+    if not compress:
+        return value
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        return None
+
+
+def _is_packed(data: bytes | None, serial: str) -> bool:
+    """True if data is one whole object packed by serial."""
+    if data is None:
+        return False
+    if serial == "msgpack":
+        try:
+            msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except Exception:  # noqa: BLE001 - any error means "not msgpack"
+            # Such as ExtraData, FormatError on a bad byte, OutOfData, or
+            # UnicodeDecodeError on bad text.
+            return False
+        return True
+    # ShareDB and ShareDB 2.0.2 pickle with protocol 2 or later, whose
+    # data starts with the PROTO opcode.
+    if not data.startswith(b"\x80"):
+        return False
+    end = -1
+    try:
+        for opcode, _, position in pickletools.genops(data):
+            if opcode.name == "STOP" and position is not None:
+                end = position + 1
+    except Exception:  # noqa: BLE001 - any error means "not a pickle"
+        # Such as ValueError for a bad opcode or an argument cut short.
+        return False
+    return end == len(data)

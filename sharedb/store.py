@@ -35,6 +35,15 @@ _WRITEMAP = sys.platform != "win32"
 
 _ShareDBT = TypeVar("_ShareDBT", bound="ShareDB")
 
+# The smallest map_size accepted, in bytes. A capped store keeps at least
+# 64 KiB of it free for deletes, and LMDB's two meta pages and the first
+# pages of the B-tree take some more.
+_MIN_MAP_SIZE = 1 << 20
+
+# Records read to find the serializer of a store whose ShareDB.config is
+# missing.
+_SAMPLE_RECORDS = 8
+
 # Errors at open that are not about an argument: no access to the files,
 # a data file that is damaged or not an LMDB file of this build, or no
 # free reader slot. They reach the caller as they are.
@@ -91,6 +100,7 @@ _DEFAULT_SERIAL: Any = _Default("pickle")
 _DEFAULT_COMPRESS: Any = _Default(False)
 _DEFAULT_READERS: Any = _Default(256)
 _DEFAULT_BUFFER_SIZE: Any = _Default(100_000)
+_NO_PAIRS: Any = _Default(())
 
 
 def _given(value: object) -> bool:
@@ -169,6 +179,27 @@ def _check_serial(value: object) -> str:
     return value.lower()
 
 
+def _first_records(env: _lmdb.Environment) -> list[tuple[bytes, bytes]]:
+    with env.begin() as txn:
+        records = []
+        for record in txn.cursor():
+            records.append(record)
+            if len(records) == _SAMPLE_RECORDS:
+                break
+        return records
+
+
+def _minimum_cap(used: int) -> int:
+    """Return the smallest map_size, in bytes, that keeps used bytes below
+    the limit for inserts, with the room for deletes above them."""
+    cap = max(_MIN_MAP_SIZE, used)
+    insert = _mapsize.cap_limits(cap)[0]
+    while insert < used:
+        cap += used - insert
+        insert = _mapsize.cap_limits(cap)[0]
+    return cap
+
+
 def _remove(path: str) -> None:
     """Delete the directory or file at path, if anything is there."""
     bare = path.rstrip("/")
@@ -244,6 +275,13 @@ class ShareDB(_lmdb.Store):
         )
         if map_size is not None:
             _check_positive("map_size", map_size, "bytes", _mapsize.max_map_size())
+            if map_size < _MIN_MAP_SIZE:
+                raise InvalidArgumentError(
+                    f"map_size={map_size} is below the minimum of "
+                    f"{_MIN_MAP_SIZE} bytes (1 MiB) for a store; pass "
+                    f"map_size={_MIN_MAP_SIZE} or more, or map_size=None for "
+                    f"no cap"
+                )
 
         self.path = store_path
         self.durable = durable
@@ -259,6 +297,8 @@ class ShareDB(_lmdb.Store):
             map_size,
             defaults=(serial_given, compress_given, readers_given, buffer_given),
         )
+        if map_size is not None:
+            self._check_map_size_fits(store_path, map_size)
         self._adopt(config)
         self._open(config)
         try:
@@ -363,6 +403,34 @@ class ShareDB(_lmdb.Store):
             config.map_size = map_size
         return config, saved
 
+    @staticmethod
+    def _check_map_size_fits(store_path: str, map_size: int) -> None:
+        """Reject a cap that leaves no room below it for the pages the
+        store already uses and the room a capped store keeps for deletes.
+
+        Under such a cap no write fits, deletes included, so the store
+        could never be emptied.
+        """
+        from sharedb import _tools
+
+        data = os.path.join(store_path, "data.mdb")
+        try:
+            if os.path.getsize(data) == 0:
+                return
+            meta = _tools.read_meta(data)
+        except (OSError, _tools.ToolError):
+            # No data file yet, or one LMDB reports on when it opens.
+            return
+        used = (meta.last_pgno + 1) * meta.page_size
+        minimum = _minimum_cap(used)
+        if map_size < minimum:
+            raise InvalidArgumentError(
+                f"map_size={map_size} is too small for {store_path}: its data "
+                f"file uses {used} bytes, and a capped store keeps max(64 KiB, "
+                f"map_size/64) bytes free below the cap for deletes; pass "
+                f"map_size={minimum} or more, or map_size=None for no cap"
+            )
+
     def _adopt(self, config: Config) -> None:
         self.serial = config.serial
         self.compress = config.compress
@@ -428,16 +496,63 @@ class ShareDB(_lmdb.Store):
     def _check_missing_config(
         self, store_path: str, serial: str | None, compress: bool | None
     ) -> None:
-        """Refuse a store whose records exist without their settings."""
-        if not self._has_records(store_path) or (
-            serial is not None and compress is not None
-        ):
+        """Reject a store whose records exist without their settings,
+        unless serial and compress are both given and can read them."""
+        sample = self._sample_records(store_path)
+        if sample == []:
             return
+        config_file = _config.config_path(store_path)
+        detected = _config.detect_settings(sample) if sample else None
+        found = ""
+        if detected is not None:
+            found = f"serial={detected[0]!r}, compress={detected[1]!r}"
+            wrong = [
+                f"{name}={given!r}"
+                for name, given, kept in (
+                    ("serial", serial, detected[0]),
+                    ("compress", compress, detected[1]),
+                )
+                if given is not None and given != kept
+            ]
+            if wrong:
+                raise ConfigError(
+                    f"{config_file} is missing, and the records in "
+                    f"{store_path} were written with {found}, so "
+                    f"{' and '.join(wrong)} cannot read them; open the store "
+                    f"with {found}"
+                )
+        if serial is not None and compress is not None:
+            return
+        hint = f" (its first records read as {found})" if found else ""
         raise ConfigError(
-            f"{_config.config_path(store_path)} is missing, so the serializer "
-            f"of the records in {store_path} is unknown; pass serial= and "
-            f"compress= to open it with the settings it was written with"
+            f"{config_file} is missing, so the serializer of the records in "
+            f"{store_path} is unknown; pass serial= and compress= to open it "
+            f"with the settings it was written with{hint}"
         )
+
+    @staticmethod
+    def _sample_records(store_path: str) -> list[tuple[bytes, bytes]] | None:
+        """Return the first records of the store at store_path, as bytes:
+        an empty list if it has no data file or no records, and None if
+        it may have records that cannot be read here."""
+        data = os.path.join(store_path, "data.mdb")
+        if not os.path.exists(data) or os.path.getsize(data) == 0:
+            return []
+        shared = _registry.find(store_path)
+        if shared is not None and not shared.env.closed:
+            return _first_records(shared.env)
+        try:
+            env = _lmdb.Environment(
+                store_path, readonly=True, create=False, map_size=1 << 20
+            )
+        except _lmdb.Error as exc:
+            if "already open" not in str(exc):
+                raise
+            # Opened by this process outside the registry, which only
+            # sharedb.lmdb does: its records cannot be read here.
+            return None
+        with env:
+            return _first_records(env)
 
     @staticmethod
     def _check_data_file(store_path: str) -> None:
@@ -456,25 +571,6 @@ class ShareDB(_lmdb.Store):
                 f"records were lost; restore the file from a backup, or pass "
                 f"reset=True to start an empty store"
             )
-
-    @staticmethod
-    def _has_records(store_path: str) -> bool:
-        """True if the data file of store_path holds at least one record."""
-        data = os.path.join(store_path, "data.mdb")
-        if not os.path.exists(data) or os.path.getsize(data) == 0:
-            return False
-        try:
-            env = _lmdb.Environment(
-                store_path, readonly=True, create=False, map_size=1 << 20
-            )
-        except _lmdb.Error as exc:
-            if "already open" in str(exc):
-                return True
-            raise
-        try:
-            return bool(env.stat()["entries"])
-        finally:
-            env.close()
 
     def _open_env(self, config: Config, plan: _mapsize.MapPlan) -> _lmdb.Environment:
         """Open the environment, with a smaller map if the address space
@@ -506,14 +602,7 @@ class ShareDB(_lmdb.Store):
                     size //= 2
                     continue
                 if errno_value in (errno.EACCES, errno.EPERM):
-                    raise PermissionError(
-                        errno_value,
-                        f"cannot open {self.path} for reading and writing: "
-                        f"{exc.strerror}. Readers need write access to its "
-                        f"lock.mdb as well, since they register there so that "
-                        f"writers keep their pages; grant it, or copy the store",
-                        exc.filename,
-                    ) from exc
+                    return self._open_env_without_access(config, size, exc)
                 if errno_value != _READ_ONLY_FILE_SYSTEM:
                     raise
                 # No process can write on a read-only file system, so
@@ -527,6 +616,50 @@ class ShareDB(_lmdb.Store):
                     lock=False,
                     readahead=False,
                 )
+
+    def _open_env_without_access(
+        self, config: Config, size: int, exc: OSError
+    ) -> _lmdb.Environment:
+        """Open the environment read-only if only its data file is not
+        writable, or raise PermissionError naming the files at fault.
+
+        Readers register in lock.mdb, so that writers of other processes
+        keep the pages they read. A writable lock.mdb keeps that working
+        for a reader that cannot write data.mdb.
+        """
+        data = os.path.join(self.path, "data.mdb")
+        lock = os.path.join(self.path, "lock.mdb")
+        data_writable = not os.path.exists(data) or os.access(data, os.W_OK)
+        lock_usable = os.path.exists(lock) and os.access(lock, os.R_OK | os.W_OK)
+        if not data_writable and lock_usable:
+            logger.info("opening %s read-only: %s is not writable", self.path, data)
+            return _lmdb.Environment(
+                self.path,
+                map_size=size,
+                max_readers=config.readers,
+                readonly=True,
+                readahead=False,
+            )
+
+        faults = []
+        if not data_writable:
+            faults.append(f"{data} is not writable")
+        if os.path.exists(lock):
+            if not lock_usable:
+                faults.append(f"{lock} is not writable")
+        elif not os.access(self.path, os.W_OK):
+            faults.append(
+                f"{lock} is missing and the directory is not writable, so it "
+                f"cannot be created"
+            )
+        reason = "; ".join(faults) if faults else exc.strerror
+        raise PermissionError(
+            exc.errno,
+            f"cannot open {self.path}: {reason}. Readers need write access to "
+            f"its lock.mdb as well, since they register there so that "
+            f"writers keep their pages; grant it, or copy the store",
+            exc.filename,
+        ) from exc
 
     def _open(self, config: Config) -> None:
         plan = _mapsize.plan(self.path, config.map_size, config.map_auto)
@@ -641,17 +774,40 @@ class ShareDB(_lmdb.Store):
         self._release.detach()
         _registry.close_all(shared)
         _registry.release(shared)
-        _remove(self.path)
+        try:
+            _remove(self.path)
+        except OSError as exc:
+            # The store is closed, but its directory, or what rmtree()
+            # left of it, is still there.
+            raise OSError(
+                exc.errno,
+                f"drop() closed the store {self.path} but could not delete "
+                f"it: {exc.strerror} on {exc.filename}",
+                self.path.rstrip("/"),
+            ) from exc
         logger.debug("dropped %s", self.path)
         return True
 
     # Maintenance -----------------------------------------------------
 
+    def _closed_error(self, consequence: str = "") -> _lmdb.ClosedError:
+        """Return the ClosedError for a call on a store that is not open."""
+        if getattr(self, "_shared", None) is None:
+            # Made by __new__() alone, or by a subclass whose __init__()
+            # does not call ShareDB.__init__(); the C core raises the same message.
+            return _lmdb.ClosedError(
+                f"this {type(self).__name__} object is not open: "
+                f"ShareDB.__init__ did not run; open a store with "
+                f"ShareDB(path), or call super().__init__(path) from the "
+                f"__init__ of a subclass"
+            )
+        return _lmdb.ClosedError(
+            f"Access to {self!r} has been closed or dropped{consequence}"
+        )
+
     def _check_alive(self) -> None:
         if not self.is_alive:
-            raise _lmdb.ClosedError(
-                f"Access to {self!r} has been closed or dropped"
-            )
+            raise self._closed_error()
 
     def stats(self) -> dict[str, Any]:
         """Return figures about the store, as `sharedb stat --json` prints.
@@ -716,10 +872,7 @@ class ShareDB(_lmdb.Store):
         return {"before": result.before, "after": result.after}
 
     def __enter__(self: _ShareDBT) -> _ShareDBT:
-        if not self.is_alive:
-            raise _lmdb.ClosedError(
-                f"Access to {self!r} has been closed or dropped"
-            )
+        self._check_alive()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -729,14 +882,17 @@ class ShareDB(_lmdb.Store):
         self,
     ) -> tuple[Callable[[str, bool, int], ShareDB], tuple[str, bool, int]]:
         if not self.is_alive:
-            raise _lmdb.ClosedError(
-                f"Access to {self!r} has been closed or dropped, so it "
-                f"cannot be pickled"
-            )
+            raise self._closed_error(", so it cannot be pickled")
         return (_reopen, (self.path, self.durable, self.sync_threshold))
 
     def __repr__(self) -> str:
-        return f"ShareDB instantiated from {self.path}"
+        path = getattr(self, "path", None)
+        if path is None:
+            return (
+                f"<{type(self).__name__} object, not open: ShareDB.__init__ "
+                f"did not run>"
+            )
+        return f"ShareDB instantiated from {path}"
 
     __str__ = __repr__
 
@@ -747,15 +903,24 @@ class ShareDB(_lmdb.Store):
 
     def update(
         self: _ShareDBT,
-        other: _KeysAndGetItem | Iterable[tuple[Any, Any]] = (),
+        other: _KeysAndGetItem | Iterable[tuple[Any, Any]] = _NO_PAIRS,
         /,
         **kwargs: object,
     ) -> _ShareDBT:
         """Store the pairs of a mapping or an iterable of pairs, and the
-        keyword arguments, in one transaction; return the store."""
+        keyword arguments, in one transaction; return the store.
+
+        The calls ShareDB 2.0.2 accepted work as there: update(other=d)
+        alone stores the pairs of d. In every other call the keyword
+        arguments are pairs, as for dict.update().
+        """
+        source: Any = other
+        if source is _NO_PAIRS:
+            source = ()
+            if list(kwargs) == ["other"]:
+                source = kwargs.pop("other")
         # The checks below pick the protocol, as dict.update() does, so
         # other is used untyped.
-        source: Any = other
         pairs: Iterable[Any]
         if isinstance(source, Mapping) or hasattr(source, "items"):
             pairs = source.items()
@@ -763,9 +928,8 @@ class ShareDB(_lmdb.Store):
             pairs = ((key, source[key]) for key in source.keys())
         else:
             pairs = source
-        if kwargs:
-            pairs = _chain(pairs, kwargs.items())
-        return self.multiset(pairs)
+        self._update_pairs(pairs, source, kwargs)
+        return self
 
     def popitem(self) -> tuple[Any, Any]:
         """Delete the first record in key order and return (key, value).
@@ -781,10 +945,7 @@ class ShareDB(_lmdb.Store):
         Each step is its own transaction: values not yet handed out stay
         in the store. An absent key raises KeyError at its step.
         """
-        if not self.is_alive:
-            raise _lmdb.ClosedError(
-                f"Access to {self!r} has been closed or dropped"
-            )
+        self._check_alive()
         return self._multipop(key_iter)
 
     def _multipop(self, key_iter: Iterable[Any]) -> Iterator[Any]:
@@ -815,10 +976,7 @@ class ShareDB(_lmdb.Store):
             )
         if math.isnan(num_items):
             raise InvalidArgumentError("num_items must be a number, not nan")
-        if not self.is_alive:
-            raise _lmdb.ClosedError(
-                f"Access to {self!r} has been closed or dropped"
-            )
+        self._check_alive()
         return self._multipopitem(num_items)
 
     def _multipopitem(self, num_items: float) -> Iterator[tuple[Any, Any]]:
@@ -830,11 +988,6 @@ class ShareDB(_lmdb.Store):
                 return
             count += 1
             yield item
-
-
-def _chain(*iterables: Iterable[Any]) -> Iterator[Any]:
-    for iterable in iterables:
-        yield from iterable
 
 
 def _given_message(name: str, iterable: object, exc: BaseException) -> str:

@@ -8,7 +8,6 @@ import argparse
 import json
 import math
 import os
-import pty
 import subprocess
 import sys
 import textwrap
@@ -611,6 +610,7 @@ def test_progress_absent_without_terminal(store: str, tmp_path: Path) -> None:
 def run_with_terminal_stderr(*args: str) -> tuple[int, bytes]:
     """Run python -m sharedb with stderr on a pseudo-terminal; return the
     exit status and what it wrote there."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX only")
     primary, secondary = pty.openpty()
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

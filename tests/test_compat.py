@@ -10,6 +10,7 @@ sharedb==2.0.2 installed, and is skipped without it.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import sharedb
 from sharedb import ShareDB, ShareDBWarning
 
 COMPAT_DIR = Path(__file__).parent / "compat"
@@ -197,6 +199,112 @@ def test_fixture_pop_every_record(fixture_store):
         popped = list(db.multipopitem(len(db)))
         assert len(db) == 0
     assert records_202.digest(popped) == records_202.expected_digest(serial)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_missing_config_names_settings(tmp_path, name):
+    serial, compress = records_202.FIXTURE_STORES[name]
+    path = copy_fixture(name, tmp_path)
+    (path / "ShareDB.config").unlink()
+
+    with pytest.raises(sharedb.ConfigError) as info:
+        ShareDB(str(path))
+
+    assert f"serial={serial!r}, compress={compress!r}" in str(info.value)
+    assert not (path / "ShareDB.config").exists()
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_missing_config_wrong_settings_rejected(tmp_path, name):
+    serial, compress = records_202.FIXTURE_STORES[name]
+    other_serial = "pickle" if serial == "msgpack" else "msgpack"
+    path = copy_fixture(name, tmp_path)
+    (path / "ShareDB.config").unlink()
+
+    for wrong in (
+        {"serial": other_serial, "compress": compress},
+        {"serial": serial, "compress": not compress},
+    ):
+        with pytest.raises(sharedb.ConfigError) as info:
+            ShareDB(str(path), **wrong)
+        message = str(info.value)
+        assert f"written with serial={serial!r}, compress={compress!r}" in message
+        assert not (path / "ShareDB.config").exists()
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_missing_config_right_settings_open(tmp_path, name):
+    serial, compress = records_202.FIXTURE_STORES[name]
+    path = copy_fixture(name, tmp_path)
+    (path / "ShareDB.config").unlink()
+
+    with ShareDB(str(path), serial=serial, compress=compress) as db:
+        mismatches = record_mismatches(db, records_202.expected_records(serial))
+
+    assert mismatches == []
+    assert (path / "ShareDB.config").exists()
+
+
+# Keyword arguments of 2.0.2 ---------------------------------------------------
+
+# The parameters of the public methods of ShareDB 2.0.2, which callers may
+# pass by keyword there.
+PARAMETERS_202 = {
+    "set": ["key", "val"],
+    "multiset": ["kv_iter"],
+    "get": ["key", "default"],
+    "setdefault": ["key", "default"],
+    "multiget": ["key_iter", "default"],
+    "has_key": ["key"],
+    "has_multikey": ["key_iter"],
+    "remove": ["key"],
+    "multiremove": ["key_iter"],
+    "pop": ["key", "default"],
+    "multipop": ["key_iter"],
+    "multipopitem": ["num_items"],
+}
+
+
+@pytest.mark.parametrize("method", list(PARAMETERS_202))
+def test_method_parameters_match_202(method):
+    signature = inspect.signature(getattr(ShareDB, method))
+    parameters = list(signature.parameters.values())[1:]
+    assert [parameter.name for parameter in parameters] == PARAMETERS_202[method]
+    for parameter in parameters:
+        assert parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, parameter
+
+
+def test_methods_take_202_keywords(tmp_path):
+    with ShareDB(path=str(tmp_path / "store"), reset=True, serial="msgpack") as db:
+        assert db.set(key="a", val=1) is db
+        assert db.multiset(kv_iter=[("b", 2)]) is db
+        assert db.update(other={"c": 3}) is db
+        assert db.get(key="a", default=None) == 1
+        assert db.setdefault(key="d", default=4) == 4
+        assert list(db.multiget(key_iter=["a", "x"], default=0)) == [1, 0]
+        assert db.has_key(key="a") is True
+        assert list(db.has_multikey(key_iter=["a", "x"])) == [True, False]
+        assert db.remove(key="a") is db
+        assert db.multiremove(key_iter=["b"]) is db
+        assert db.pop(key="c", default=None) == 3
+        assert db.pop(key="c", default=None) is None
+        assert list(db.multipop(key_iter=["d"])) == [4]
+        db["e"] = 5
+        assert list(db.multipopitem(num_items=1)) == [("e", 5)]
+        assert len(db) == 0
+
+
+def test_update_other_keyword_alone_is_202_form(tmp_path):
+    with ShareDB(str(tmp_path / "store")) as db:
+        db.update(other=[("a", 1), ("b", 2)])
+        assert dict(db.items()) == {"a": 1, "b": 2}
+
+
+def test_update_other_keyword_with_others_is_pair(tmp_path):
+    with ShareDB(str(tmp_path / "store")) as db:
+        db.update(other=1, new=2)
+        db.update({"a": 3}, other=4)
+        assert dict(db.items()) == {"other": 4, "new": 2, "a": 3}
 
 
 # Both directions through 2.0.2 itself ---------------------------------------

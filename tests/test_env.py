@@ -1,5 +1,6 @@
 """Tests of sharedb.lmdb.Environment: opening, options and whole-file calls."""
 
+import inspect
 import os
 import pathlib
 import subprocess
@@ -9,7 +10,7 @@ import weakref
 import pytest
 from conftest import run_python
 
-from sharedb import lmdb
+from sharedb import _lmdb, lmdb
 
 RECORDS = [(b"apple", b"1"), (b"banana", b"2"), (b"cherry", b"3")]
 
@@ -158,13 +159,17 @@ def test_open_mode_sets_permissions(tmp_path, open_env, mode):
     [
         ({"map_size": 0}, ValueError, "map_size must be a positive"),
         ({"map_size": -4096}, ValueError, "map_size must be a positive"),
-        ({"map_size": 1 << 62}, ValueError, "larger than"),
+        (
+            {"map_size": 1 << 62},
+            ValueError,
+            "map_size must be a positive int of at most",
+        ),
         ({"map_size": "big"}, TypeError, "str"),
         ({"map_size": 1.5}, TypeError, "float"),
-        ({"max_readers": 0}, ValueError, "max_readers must be at least 1"),
+        ({"max_readers": 0}, ValueError, "max_readers must be an int from 1 to"),
         ({"max_readers": None}, TypeError, "NoneType"),
-        ({"max_dbs": -1}, ValueError, "max_dbs must be between 0 and 32765"),
-        ({"max_dbs": 32766}, ValueError, "max_dbs must be between 0 and 32765"),
+        ({"max_dbs": -1}, ValueError, "max_dbs must be an int from 0 to 32765"),
+        ({"max_dbs": 32766}, ValueError, "max_dbs must be an int from 0 to 32765"),
         ({"max_dbs": "4"}, TypeError, "str"),
         ({"mode": -1}, ValueError, "mode must be a permission mode"),
         ({"mode": 0o10000}, ValueError, "mode must be a permission mode"),
@@ -199,6 +204,99 @@ def test_open_options_keyword_only(tmp_path):
 def test_open_invalid_path(path, error):
     with pytest.raises(error):
         lmdb.Environment(path)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"readonly": True}, {"create": False}],
+    ids=["default", "readonly", "no-create"],
+)
+def test_open_path_is_file_suggests_subdir_false(tmp_path, options):
+    path = tmp_path / "file"
+    path.write_bytes(b"kept")
+    with pytest.raises(OSError) as info:
+        lmdb.Environment(str(path), **options)
+    assert "subdir=False" in str(info.value)
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "accepted"),
+    [
+        ("map_size", True, TypeError, "a positive int of at most"),
+        ("map_size", None, TypeError, "a positive int of at most"),
+        ("max_readers", 2**31, ValueError, "an int from 1 to 2147483647"),
+        ("max_readers", False, TypeError, "an int from 1 to 2147483647"),
+        ("max_dbs", 2**64, ValueError, "an int from 0 to 32765"),
+        ("mode", True, TypeError, "a permission mode"),
+        ("mode", 10**5000, ValueError, "a permission mode"),
+    ],
+    ids=[
+        "map_size-bool",
+        "map_size-none",
+        "max_readers-2**31",
+        "max_readers-bool",
+        "max_dbs-2**64",
+        "mode-bool",
+        "mode-5001-digits",
+    ],
+)
+def test_open_integer_option_message(tmp_path, option, value, error, accepted):
+    with pytest.raises(error) as info:
+        lmdb.Environment(str(tmp_path / "env"), **{option: value})
+    message = str(info.value)
+    assert message.startswith(f"{option} must be {accepted}")
+    assert len(message) < 400
+
+
+def test_open_integer_option_index_accepted(tmp_path):
+    class Index:
+        def __index__(self) -> int:
+            return 3
+
+    with lmdb.Environment(str(tmp_path / "env"), max_readers=Index()) as env:
+        assert env.max_readers() == 3
+
+
+# ---------------------------------------------------------------------------
+# Signatures
+
+BINDING_TYPES = [lmdb.Environment, lmdb.Transaction, lmdb.Cursor, _lmdb.Store]
+
+
+def public_methods(cls: type) -> list[str]:
+    return [
+        name
+        for name, member in vars(cls).items()
+        if callable(member) and (not name.startswith("_") or name in DUNDERS)
+    ]
+
+
+DUNDERS = {"__enter__", "__exit__", "__reversed__"}
+
+
+@pytest.mark.parametrize("cls", BINDING_TYPES, ids=lambda cls: cls.__name__)
+def test_methods_have_signatures(cls):
+    methods = public_methods(cls)
+    assert methods
+    for name in methods:
+        signature = inspect.signature(getattr(cls, name))
+        first = next(iter(signature.parameters.values()))
+        assert first.name == "self", name
+        assert first.kind is inspect.Parameter.POSITIONAL_ONLY, name
+
+
+def test_signature_positional_only_matches_calls(env):
+    with env.begin(write=True) as txn:
+        cursor = txn.cursor()
+        assert "key" in inspect.signature(cursor.set_key).parameters
+        kind = inspect.signature(cursor.set_key).parameters["key"].kind
+        assert kind is inspect.Parameter.POSITIONAL_ONLY
+        with pytest.raises(TypeError):
+            cursor.set_key(key=b"a")
+        txn.put(key=b"a", value=b"1")
+        assert txn.get(key=b"a") == b"1"
 
 
 # ---------------------------------------------------------------------------
@@ -530,7 +628,7 @@ def test_set_mapsize_after_txn_ends(env):
 
 @pytest.mark.parametrize("size", [0, -1, 1 << 62])
 def test_set_mapsize_invalid_size(env, size):
-    with pytest.raises(ValueError, match="size must be between 1 and"):
+    with pytest.raises(ValueError, match="size must be a positive int of at most"):
         env.set_mapsize(size)
 
 

@@ -2050,3 +2050,206 @@ def test_full_map_clear_frees_room(open_store):
     db.clear()
     db["after-clear"] = os.urandom(RECORD_SIZE)
     assert "after-clear" in db
+
+
+def test_full_map_value_larger_than_cap_message(open_store):
+    db = open_store("full", map_size=FULL_MAP_SIZE)
+    db["kept"] = "earlier write"
+    with pytest.raises(sharedb.MapFullError) as info:
+        db["huge"] = os.urandom(2 * FULL_MAP_SIZE)
+    message = str(info.value)
+    assert "deleting records cannot make room" in message
+    assert "larger map_size" in message
+
+
+def test_full_map_empty_store_message(open_store):
+    db = open_store("full", map_size=FULL_MAP_SIZE)
+    # 95 values of RECORD_SIZE bytes fit in the insert limit of the cap
+    # (a cap of 1 MiB keeps 64 KiB for deletes), but each takes three
+    # 4 KiB pages, which do not.
+    records = [(number, os.urandom(RECORD_SIZE)) for number in range(95)]
+    with pytest.raises(sharedb.MapFullError) as info:
+        db.multiset(records)
+    message = str(info.value)
+    assert "even with no records stored" in message
+    assert "delete records" not in message
+
+
+def test_full_map_store_with_records_suggests_delete(open_store):
+    db = open_store("full", map_size=FULL_MAP_SIZE)
+    fill_store(db)
+    with pytest.raises(sharedb.MapFullError) as info:
+        db["one-more"] = os.urandom(RECORD_SIZE)
+    assert "delete records" in str(info.value)
+
+
+# A cap that cannot hold the store -------------------------------------------
+
+
+def test_map_size_below_minimum_rejected(store_path):
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        ShareDB(store_path, map_size=(1 << 20) - 1)
+    message = str(info.value)
+    assert "map_size=1048575" in message
+    assert "minimum of 1048576 bytes" in message
+    assert not os.path.exists(store_path + ".ShareDB")
+
+
+def test_map_size_minimum_accepted(store_path):
+    with ShareDB(store_path, map_size=1 << 20) as db:
+        db["k"] = "v"
+        assert db["k"] == "v"
+        assert db.max_map_size == 1 << 20
+
+
+def minimum_in_message(message: str) -> int:
+    """Return N of the "pass map_size=N or more" part of a message."""
+    marker = "pass map_size="
+    start = message.index(marker) + len(marker)
+    return int(message[start : message.index(" or more", start)])
+
+
+def test_map_size_below_data_rejected(open_store, tmp_path):
+    db = open_store("big")
+    db.multiset((number, os.urandom(1000)) for number in range(3000))
+    db.close()
+    config_file = tmp_path / "big.ShareDB" / "ShareDB.config"
+    saved = config_file.read_bytes()
+
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        open_store("big", map_size=2 << 20)
+
+    message = str(info.value)
+    assert "map_size=2097152" in message
+    assert "its data file uses" in message
+    assert minimum_in_message(message) > 3_000_000
+    assert config_file.read_bytes() == saved
+    with ShareDB(str(tmp_path / "big")) as again:
+        assert len(again) == 3000
+
+
+def test_map_size_at_data_minimum_deletes(open_store):
+    db = open_store("big")
+    db.multiset((number, os.urandom(1000)) for number in range(3000))
+    db.close()
+    with pytest.raises(sharedb.InvalidArgumentError) as info:
+        open_store("big", map_size=2 << 20)
+    minimum = minimum_in_message(str(info.value))
+
+    capped = open_store("big", map_size=minimum)
+
+    assert capped.max_map_size == minimum
+    capped.multiremove(range(100))
+    assert len(capped) == 2900
+    capped["after-delete"] = os.urandom(1000)
+    assert "after-delete" in capped
+
+
+# pending_writes and sync_threshold ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "shown"),
+    [
+        (-1, ValueError, "-1"),
+        (True, TypeError, "bool"),
+        (1.0, TypeError, "float"),
+        (2**63, ValueError, str(2**63)),
+    ],
+    ids=["negative", "bool", "float", "2**63"],
+)
+def test_pending_writes_invalid_rejected(open_store, value, error, shown):
+    db = open_store()
+    db["k"] = 1
+    with pytest.raises(error) as info:
+        db.pending_writes = value
+    assert "pending_writes must be an int of 0 or more" in str(info.value)
+    assert shown in str(info.value)
+    assert db.pending_writes == 1
+
+
+def test_pending_writes_zero_accepted(open_store):
+    db = open_store()
+    db["k"] = 1
+    db.pending_writes = 0
+    assert db.pending_writes == 0
+
+
+def test_sync_threshold_maximum_accepted(open_store):
+    db = open_store()
+    db.sync_threshold = sharedb._config.MAX_SYNC_THRESHOLD
+    assert db.sync_threshold == sharedb._config.MAX_SYNC_THRESHOLD
+    with pytest.raises(ValueError) as info:
+        db.sync_threshold = sharedb._config.MAX_SYNC_THRESHOLD + 1
+    assert str(sharedb._config.MAX_SYNC_THRESHOLD) in str(info.value)
+
+
+# An instance whose ShareDB.__init__ did not run -----------------------------
+
+
+class SkipsInit(ShareDB):
+    """A subclass whose __init__ does not call ShareDB.__init__."""
+
+    def __init__(self, path: str) -> None:
+        self.where = path
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda db: db.get("k"),
+        lambda db: db.has_key("k"),
+        lambda db: "k" in db,
+        lambda db: db.remove("k"),
+        lambda db: db.multiset([("k", 1)]),
+        lambda db: list(db.multiget(["k"])),
+        lambda db: list(db.keys()),
+        lambda db: db.popitem(),
+        lambda db: list(db.multipopitem(1)),
+        lambda db: db.stats(),
+        lambda db: db.__enter__(),
+        lambda db: db.clear(),
+    ],
+    ids=[
+        "get",
+        "has_key",
+        "contains",
+        "remove",
+        "multiset",
+        "multiget",
+        "keys",
+        "popitem",
+        "multipopitem",
+        "stats",
+        "enter",
+        "clear",
+    ],
+)
+def test_subclass_skipping_init_raises_closed(tmp_path, call):
+    db = SkipsInit(str(tmp_path / "never"))
+    with pytest.raises(sharedb.ClosedError) as info:
+        call(db)
+    assert "SkipsInit object is not open" in str(info.value)
+    assert "ShareDB.__init__ did not run" in str(info.value)
+    assert not os.path.exists(tmp_path / "never.ShareDB")
+
+
+def test_subclass_skipping_init_repr_close(tmp_path):
+    db = SkipsInit(str(tmp_path / "never"))
+    assert repr(db) == "<SkipsInit object, not open: ShareDB.__init__ did not run>"
+    assert db.is_alive is False
+    assert db.close() is False
+    assert db.drop() is False
+
+
+@pytest.mark.parametrize("limit", [1, 4096, 8191])
+def test_alloc_limit_below_two_pages_limits(open_store, limit):
+    """A limit below two 4 KiB pages rounds up to one page, which no write
+    fits in, never down to 0, which means no limit."""
+    db = open_store(map_size=1 << 20)
+    db._env._set_alloc_limits(limit, limit)
+    with pytest.raises(sharedb.MapFullError):
+        db["k"] = os.urandom(RECORD_SIZE)
+    with pytest.raises(sharedb.MapFullError):
+        db.multiset((number, os.urandom(RECORD_SIZE)) for number in range(100))
+    assert len(db) == 0

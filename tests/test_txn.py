@@ -106,8 +106,30 @@ def test_put_append_ascending(wtxn):
 @pytest.mark.parametrize("key", [b"a", b"b"], ids=["below", "equal"])
 def test_put_append_out_of_order(wtxn, key):
     wtxn.put(b"b", b"1")
-    with pytest.raises(lmdb.KeyExistsError, match="MDB_KEYEXIST"):
+    with pytest.raises(lmdb.KeyExistsError, match="MDB_KEYEXIST") as info:
         wtxn.put(key, b"2", append=True)
+    assert "greater than the last key" in str(info.value)
+    assert info.value.code == lmdb.KeyExistsError.code
+    assert info.value.call == "mdb_put"
+
+
+def test_put_overwrite_false_existing_message(wtxn):
+    # Without append, KEYEXIST means only that the key is present.
+    wtxn.put(b"b", b"1")
+    assert wtxn.put(b"b", b"2", overwrite=False) is False
+    assert wtxn.get(b"b") == b"1"
+
+
+@pytest.mark.parametrize(
+    "view",
+    [memoryview(bytes(range(20)))[::2], memoryview(bytes(range(20)))[::-1]],
+    ids=["step-2", "reversed"],
+)
+def test_put_non_contiguous_value_rejected(wtxn, view):
+    with pytest.raises(TypeError, match="value must be a contiguous bytes-like"):
+        wtxn.put(b"k", view)
+    wtxn.put(b"k", bytes(view))
+    assert wtxn.get(b"k") == bytes(view)
 
 
 def test_put_append_unordered_no_overwrite(wtxn):
@@ -450,8 +472,11 @@ def test_putmulti_append_ascending(env):
 
 
 def test_putmulti_append_out_of_order(wtxn):
-    with pytest.raises(lmdb.KeyExistsError):
+    with pytest.raises(lmdb.KeyExistsError) as info:
         wtxn.putmulti([(b"b", b"1"), (b"a", b"2")], append=True)
+    assert "append=True needs each key to be greater than the last key" in str(
+        info.value
+    )
 
 
 def test_putmulti_append_unordered_no_overwrite(wtxn):
