@@ -307,6 +307,22 @@ sharedb_env_read_begin(EnvObject *self)
             }
             continue;
         }
+        if (rc == MDB_READERS_FULL && sharedb_env_check(self) == 0) {
+            MDB_envinfo info;
+
+            if (mdb_env_info(self->env, &info) != 0) {
+                info.me_maxreaders = 0;
+            }
+            PyErr_Format(
+                self->state->lmdb_errors[MDB_READERS_FULL - MDB_KEYEXIST],
+                "all %u reader slots of %R are taken by read transactions "
+                "of live processes; end some of them, or reopen the store "
+                "with more slots (ShareDB's readers=, the Environment's "
+                "max_readers=) when no process has it open, since the "
+                "first process to open it sizes the table",
+                info.me_maxreaders, self->path);
+            return NULL;
+        }
         if (sharedb_env_check(self) == 0) {
             sharedb_raise_lmdb(self->state, rc, "mdb_txn_begin",
                                self->path);
@@ -326,7 +342,7 @@ sharedb_env_read_end(EnvObject *self, MDB_txn *txn)
         self->pins--;
         return;
     }
-    if (!self->closed && self->read_pool_count < SHAREDB_READ_POOL_SIZE) {
+    if (!self->closed && self->read_pool_count < self->read_pool_limit) {
         mdb_txn_reset(txn);
         self->read_pool[self->read_pool_count++] = txn;
     }
@@ -1138,6 +1154,7 @@ env_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->state = state;
     self->path = options.path;
     self->fork_count = sharedb_fork_count();
+    self->read_pool_limit = SHAREDB_READ_POOL_SIZE;
     if (env_open(self, &options) < 0) {
         env_close(self);
         Py_DECREF(self);
@@ -1972,6 +1989,38 @@ env_verify(EnvObject *self, PyObject *Py_UNUSED(ignored))
     return sharedb_env_verify(self);
 }
 
+PyDoc_STRVAR(env_set_read_pool_doc,
+"_set_read_pool($self, size, /)\n"
+"--\n"
+"\n"
+"Keep at most size (0 or 1) reset read transactions for reuse.  With 0,\n"
+"every read releases its reader slot when it ends, so a process that\n"
+"exits without closing the environment leaves no slot behind.");
+
+static PyObject *
+env_set_read_pool(EnvObject *self, PyObject *arg)
+{
+    long size = PyLong_AsLong(arg);
+
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0 || size > SHAREDB_READ_POOL_SIZE) {
+        PyErr_Format(PyExc_ValueError,
+                     "size must be 0 to %d, not %ld",
+                     SHAREDB_READ_POOL_SIZE, size);
+        return NULL;
+    }
+    if (sharedb_env_check(self) < 0) {
+        return NULL;
+    }
+    self->read_pool_limit = (int)size;
+    while (self->read_pool_count > self->read_pool_limit) {
+        mdb_txn_abort(self->read_pool[--self->read_pool_count]);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef env_methods[] = {
     {"begin", (PyCFunction)(void (*)(void))env_begin,
      METH_VARARGS | METH_KEYWORDS, env_begin_doc},
@@ -1995,6 +2044,8 @@ static PyMethodDef env_methods[] = {
      METH_VARARGS | METH_KEYWORDS, env_open_db_doc},
     {"flags", (PyCFunction)env_flags, METH_NOARGS, env_flags_doc},
     {"verify", (PyCFunction)env_verify, METH_NOARGS, env_verify_doc},
+    {"_set_read_pool", (PyCFunction)env_set_read_pool, METH_O,
+     env_set_read_pool_doc},
     {"_set_alloc_limits", (PyCFunction)env_set_alloc_limits, METH_VARARGS,
      env_set_alloc_limits_doc},
     {"close", (PyCFunction)env_close_method, METH_NOARGS, env_close_doc},

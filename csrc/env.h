@@ -41,6 +41,11 @@ typedef struct EnvObject {
 
     MDB_txn *read_pool[SHAREDB_READ_POOL_SIZE];
     int read_pool_count;
+    /* Reset read transactions kept for reuse, at most
+       SHAREDB_READ_POOL_SIZE.  A kept one holds a reader slot, which a
+       process that ends without closing leaves behind until a reader
+       check frees it. */
+    int read_pool_limit;
 
     /* Identity of the thread whose write transaction holds LMDB's writer
        lock, or 0.  Only the holder writes it, while it holds the lock;

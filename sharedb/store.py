@@ -720,6 +720,9 @@ class ShareDB(_lmdb.Store):
             pending = self.pending_writes
             self._open(self._saved_config())
             self.pending_writes = pending
+            # A forked child often ends with os._exit(), which closes
+            # nothing: reads here release their reader slot as they end.
+            cast(_lmdb.Environment, self._env)._set_read_pool(0)
 
     def _reload_map_size(self) -> None:
         """Adopt a larger cap that another process saved; called by the C

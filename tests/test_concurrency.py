@@ -470,6 +470,31 @@ def test_fork_many_children_leave_no_readers(filled):
     assert len(own_after) <= len(own_before)
 
 
+@pytest.mark.parametrize("keep_slot", [False, True], ids=["default", "pooled"])
+def test_fork_child_reads_leave_no_slot(filled, keep_slot):
+    """Children that read through an inherited instance and end with
+    os._exit() leave no reader slot, unless the child keeps a pooled read
+    transaction, which shows that the check sees left slots."""
+    filled[0]
+
+    def body():
+        found = filled[42] == 42
+        if keep_slot:
+            filled._env._set_read_pool(1)
+        found = found and filled[42] == 42 and len(list(filled.items())) == 100
+        return 0 if found else 1
+
+    children = [fork_child(body) for _ in range(10)]
+    codes = [wait_child(pid) for pid in children]
+    slot_pids = {pid for pid, _, _ in filled._env.readers()}
+
+    assert codes == [0] * 10
+    if keep_slot:
+        assert slot_pids & set(children)
+    else:
+        assert slot_pids <= {os.getpid()}
+
+
 @pytest.mark.parametrize("ending", ["exit", "sigkill"])
 def test_fork_dead_readers_free_their_slots(open_store, ending):
     db = open_store(readers=8)
