@@ -158,5 +158,6 @@ void sharedb_env_link_txn(EnvObject *env, TxnObject *txn);
 /* Defined by the vendored mdb.c (vendor/lmdb/patches/0002): new pages
    may only be allocated below pages, or anywhere in the map for 0. */
 int mdb_env_set_alloclimit(MDB_env *env, size_t pages);
+int mdb_env_set_growreserve(MDB_env *env, int on);
 
 #endif /* SHAREDB_ENV_H */

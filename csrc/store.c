@@ -1163,6 +1163,38 @@ run_clear(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     return rc;
 }
 
+/* Delete up to op->end - op->first records from the start of the
+   store: clear() in parts, when one transaction cannot free them all. */
+static int
+run_delete_first(write_op *op, MDB_txn *txn, MDB_dbi dbi)
+{
+    size_t wanted = op->end - op->first;
+    MDB_cursor *cursor;
+    MDB_val key;
+    MDB_val value;
+    int rc = mdb_cursor_open(txn, dbi, &cursor);
+
+    op->writes = 0;
+    if (rc != 0) {
+        return rc;
+    }
+    while (rc == 0 && (size_t)op->writes < wanted) {
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+        if (rc == 0) {
+            rc = mdb_cursor_del(cursor, 0);
+        }
+        if (rc == 0) {
+            op->writes++;
+        }
+    }
+    mdb_cursor_close(cursor);
+    if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    op->changed = rc == 0 && op->writes > 0;
+    return rc;
+}
+
 static inline MDB_val
 entry_key(const batch *records, size_t index)
 {
@@ -1462,7 +1494,12 @@ store_run_write(EnvObject *env, write_op *op)
     rc = sharedb_env_write_begin_nogil(env, NULL, thread, &txn);
     if (rc == 0) {
         mdb_env_set_alloclimit(env->env, limit);
+        /* Writes that may add pages to an uncapped store leave room at
+           the end of the data file for deletes, which a full disk would
+           otherwise stop too. */
+        mdb_env_set_growreserve(env->env, !op->frees_space && limit == 0);
         rc = op->run(op, txn, env->main_dbi);
+        mdb_env_set_growreserve(env->env, 0);
         if (rc == 0 && op->changed) {
             rc = sharedb_env_write_end_nogil(env, txn, 1, 1);
         }
@@ -1573,7 +1610,7 @@ store_delete_in_parts(StoreObject *self, EnvObject *env, write_op *op)
     while (op->first < end) {
         op->end = op->first + part < end ? op->first + part : end;
         rc = store_try_write(self, env, op, &remap_error);
-        if (rc == MDB_MAP_FULL && part > 1) {
+        if ((rc == MDB_MAP_FULL || rc == ENOSPC) && part > 1) {
             part /= 2;
             continue;
         }
@@ -1582,6 +1619,43 @@ store_delete_in_parts(StoreObject *self, EnvObject *env, write_op *op)
         }
         deleted += op->writes;
         op->first = op->end;
+    }
+    op->writes = deleted;
+    op->changed = deleted > 0;
+    return rc;
+}
+
+/* Empty the store in several transactions, from its first key on, when
+   dropping every page at once needs more room than a full map or a full
+   disk has left.  Returns an LMDB code. */
+static int
+store_clear_in_parts(StoreObject *self, EnvObject *env, write_op *op,
+                     int *remap_error)
+{
+    size_t part = 1 << 14;
+    Py_ssize_t deleted = 0;
+    int rc;
+
+    op->run = run_delete_first;
+    op->call = "mdb_cursor_del";
+    for (;;) {
+        op->first = 0;
+        op->end = part;
+        rc = store_try_write(self, env, op, remap_error);
+        if ((rc == MDB_MAP_FULL || rc == ENOSPC) && part > 1) {
+            part /= 2;
+            continue;
+        }
+        if (rc != 0) {
+            break;
+        }
+        deleted += op->writes;
+        if ((size_t)op->writes < part) {
+            break;
+        }
+        if (part < (1 << 20)) {
+            part *= 2;
+        }
     }
     op->writes = deleted;
     op->changed = deleted > 0;
@@ -1601,12 +1675,18 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
         return -1;
     }
     rc = store_try_write(self, env, op, &remap_error);
-    if (rc == MDB_MAP_FULL && op->records != NULL && op->frees_space &&
-        op->end - op->first > 1) {
+    if ((rc == MDB_MAP_FULL || rc == ENOSPC) && op->records != NULL &&
+        op->frees_space && op->end - op->first > 1) {
         /* NOTE: a batch delete that does not fit in the room of a full
-           capped store is split into several transactions; a failure
-           midway leaves the parts before it deleted. */
+           capped store, or of a full disk, is split into several
+           transactions; a failure midway leaves the parts before it
+           deleted. */
         rc = store_delete_in_parts(self, env, op);
+    }
+    else if ((rc == MDB_MAP_FULL || rc == ENOSPC) && op->run == run_clear) {
+        /* NOTE: clear() then deletes in several transactions; a failure
+           midway leaves the first keys deleted and the rest in place. */
+        rc = store_clear_in_parts(self, env, op, &remap_error);
     }
     if (rc == 0) {
         if (!op->changed) {
@@ -2141,7 +2221,10 @@ PyDoc_STRVAR(store_clear_doc,
 "clear($self, /)\n"
 "--\n"
 "\n"
-"Delete every record in one transaction and return the store.");
+"Delete every record in one transaction and return the store.\n"
+"\n"
+"When the map or the disk is too full for that transaction, the\n"
+"records are deleted in several, from the first key on.");
 
 static PyObject *
 store_clear(StoreObject *self, PyObject *Py_UNUSED(ignored))

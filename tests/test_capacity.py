@@ -487,3 +487,61 @@ def test_capacity_full_disk_write_after_delete(small_disk):
     assert outcome["write_error"] is None, outcome
     assert outcome["length"] == records_left + 200
     assert outcome["last_after"] == "x" * 1000
+
+
+# Fills an uncapped store on a full disk with small records one commit at
+# a time, then tries each kind of delete in a new process, as a reopened
+# store would. Prints what failed as JSON.
+FILL_DISK_THEN_DELETE = """
+import errno
+import json
+import sys
+
+from sharedb import ShareDB
+
+path = sys.argv[1]
+db = ShareDB(path)
+count = 0
+full_errno = None
+while True:
+    try:
+        db[count] = "v"
+    except OSError as exc:
+        full_errno = exc.errno
+        break
+    count += 1
+db.close()
+
+db = ShareDB(path)
+failures = {}
+steps = [
+    ("remove", lambda: db.remove(0)),
+    ("pop", lambda: db.pop(1)),
+    ("popitem", lambda: db.popitem()),
+    ("multiremove", lambda: db.multiremove(range(10, 2000))),
+    ("clear", lambda: db.clear()),
+    ("write_after", lambda: db.multiset((n, "w") for n in range(1000))),
+]
+for name, step in steps:
+    try:
+        step()
+    except Exception as exc:
+        failures[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps({"count": count, "full_errno": full_errno,
+                  "failures": failures, "length": len(db)}))
+"""
+
+
+def test_capacity_full_disk_deletes_work(small_disk):
+    """An uncapped store keeps room at the end of its data file, so every
+    kind of delete still commits once a full disk stops writes."""
+    result = run_python(
+        FILL_DISK_THEN_DELETE, os.path.join(small_disk, "store"), timeout=TIMEOUT * 4
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["full_errno"] == errno.ENOSPC, outcome
+    assert outcome["count"] > 2000, outcome
+    assert outcome["failures"] == {}, outcome
+    assert outcome["length"] == 1000

@@ -1343,6 +1343,10 @@ struct MDB_env {
 	 *	anywhere in the map if it is 0. Set by #mdb_env_set_alloclimit().
 	 */
 	pgno_t		me_alloclimit;
+	/** ShareDB: nonzero while growing the data file must leave room
+	 *	for deletes. Set by #mdb_env_set_growreserve().
+	 */
+	int			me_growreserve;
 	off_t		me_size;		/**< current file size */
 	pgno_t		me_maxpg;		/**< me_mapsize / me_psize */
 	MDB_dbx		*me_dbxs;		/**< array of static DB info */
@@ -2229,6 +2233,21 @@ mdb_page_dirty(MDB_txn *txn, MDB_page *mp)
  * @return 0 on success, non-zero on failure.
  */
 #ifndef _WIN32
+/** ShareDB: the pages to keep past page \b pages of a data file while
+ * #mdb_env_set_growreserve() is on: a 256th of them, at least 64 KiB.
+ */
+static pgno_t
+mdb_env_reserve(MDB_env *env, pgno_t pages)
+{
+	pgno_t least = (pgno_t)(0x10000 / env->me_psize);
+
+	if (!env->me_growreserve)
+		return 0;
+	if (least < 1)
+		least = 1;
+	return pages / 256 > least ? pages / 256 : least;
+}
+
 /** ShareDB: make the data file at least \b pages pages long.
  *
  * With #MDB_WRITEMAP, pages are written through the map, and a write
@@ -2481,7 +2500,8 @@ search_done:
 	 * a file written without #MDB_WRITEMAP may end before free pages.
 	 */
 	if ((env->me_flags & MDB_WRITEMAP) &&
-		(rc = mdb_env_grow_file(env, pgno + num)) != 0)
+		(rc = mdb_env_grow_file(env, pgno + num +
+			mdb_env_reserve(env, pgno + num))) != 0)
 		goto fail;
 #endif
 	if (env->me_flags & MDB_WRITEMAP) {
@@ -4369,6 +4389,27 @@ int ESECT
 mdb_env_set_alloclimit(MDB_env *env, size_t pages)
 {
 	env->me_alloclimit = (pgno_t)pages;
+	return MDB_SUCCESS;
+}
+
+/** ShareDB: keep room for deletes at the end of a growing data file.
+ *
+ * A delete needs new pages too: LMDB copies the pages it changes, and
+ * reuses the pages a commit frees only two commits later. When a full
+ * disk stops the data file from growing with no room left in it, no
+ * delete can commit, so no page is ever freed. While the reserve is on,
+ * #mdb_page_alloc() grows the file to hold a reserve past the pages it
+ * hands out (see #mdb_env_reserve()), so when the disk fills the reserve
+ * is left for the transactions that run with it off. Same threading rule
+ * as #mdb_env_set_alloclimit(). Only used with #MDB_WRITEMAP on POSIX.
+ * @param[in] env the environment.
+ * @param[in] on nonzero to keep the reserve.
+ * @return 0.
+ */
+int ESECT
+mdb_env_set_growreserve(MDB_env *env, int on)
+{
+	env->me_growreserve = on;
 	return MDB_SUCCESS;
 }
 
