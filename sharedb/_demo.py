@@ -78,9 +78,14 @@ class ReaderReport:
     final_seconds: float
 
 
-def batches(records: list[tuple[str, list[object]]]) -> Iterator[list[tuple[str, list[object]]]]:
+def batches(
+    records: list[tuple[str, list[object]]],
+) -> Iterator[list[tuple[str, object]]]:
+    """Split records into lists of BATCH_SIZE, each a new list that the
+    writer may extend."""
     for start in range(0, len(records), BATCH_SIZE):
-        yield records[start : start + BATCH_SIZE]
+        batch: list[tuple[str, object]] = list(records[start : start + BATCH_SIZE])
+        yield batch
 
 
 def read_while_writing(
@@ -145,7 +150,7 @@ def run(
 
     started = time.perf_counter()
     records = build_records(limit)
-    source_bytes = sum(len(value[1]) for _, value in records)
+    source_bytes = sum(len(str(value[1])) for _, value in records)
     print(
         f"read {len(records):,} lines ({source_bytes / 1e6:.1f} MB of text) "
         f"of {len(source_files()):,} standard library files in "

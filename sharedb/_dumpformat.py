@@ -327,7 +327,8 @@ def _msgpack_to_json(obj: object) -> Any:
     if isinstance(obj, msgpack.ExtType) and type(obj) is msgpack.ExtType:
         return {"$ext": [obj.code, base64.b64encode(obj.data).decode("ascii")]}
     if isinstance(obj, msgpack.Timestamp) and type(obj) is msgpack.Timestamp:
-        return {"$timestamp": [obj.seconds, obj.nanoseconds]}
+        seconds, nanoseconds = divmod(obj.to_unix_nano(), 1_000_000_000)
+        return {"$timestamp": [seconds, nanoseconds]}
     try:
         data = pickle.dumps(obj, _serial.PROTOCOL)
     except Exception:  # noqa: BLE001 - any pickling error leaves only $repr
