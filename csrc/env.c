@@ -876,6 +876,14 @@ env_open_handle(EnvObject *self, const open_options *options,
                 return -1;
             }
         }
+        if (rc == ENOMEM) {
+            sharedb_raise_lmdb_hint(
+                self->state, rc, "mdb_env_open", self->path,
+                "; the map the store needs, from map_size or from the last "
+                "page its meta page names, is more than this process can "
+                "reserve, and a damaged meta page can ask for that too");
+            return -1;
+        }
         sharedb_raise_lmdb(self->state, rc, "mdb_env_open", self->path);
         return -1;
     }

@@ -254,7 +254,13 @@ sharedb_raise_lmdb_hint(sharedb_state *state, int rc, const char *call,
     PyObject *value = NULL;
 
     if (rc == ENOMEM) {
-        return PyErr_NoMemory();
+        /* Said plainly, without building more objects than needed: the
+           memory may really be gone. */
+        if (context == NULL) {
+            return PyErr_NoMemory();
+        }
+        return PyErr_Format(PyExc_MemoryError, "%s failed on %R: %s%s",
+                            call, context, strerror(rc), hint);
     }
     if (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE) {
         if (rc > 0) {

@@ -240,6 +240,27 @@ def test_truncated_tree_is_refused_at_open(tmp_path):
     assert "truncated" in report["problems"][0]
 
 
+def test_meta_naming_a_huge_last_page_raises_memory_error(tmp_path):
+    """A meta page whose last page number is too large to map makes
+    opening fail with MemoryError that names the path and the cause."""
+    fill(str(tmp_path), 100, 10)
+    meta, page_size = current_meta(str(tmp_path))
+    data_path = tmp_path / "data.mdb"
+    with open(data_path, "r+b") as file:
+        data = bytearray(file.read())
+        newest = 0 if read_meta(data, page_size, 0)["txnid"] == meta["txnid"] else 1
+        last_pgno_at = newest * page_size + HEADER + META.size - 2 * WORD
+        struct.pack_into(f"={W}", data, last_pgno_at, 1 << 45)
+        file.seek(0)
+        file.write(data)
+
+    with pytest.raises(MemoryError) as raised:
+        lmdb.Environment(str(tmp_path), readonly=True)
+    message = str(raised.value)
+    assert repr(str(tmp_path) + "/") in message or repr(str(tmp_path)) in message
+    assert "meta page" in message
+
+
 def test_file_ending_before_free_pages_opens_and_grows(tmp_path):
     """A file may end before pages on its free list, since LMDB does not
     write a page freed in the transaction that allocated it.  Such a file
