@@ -2822,10 +2822,13 @@ store_iter_read_keys(StoreIterObject *self, batch *keys)
    to bound the results held at once. */
 #define LOOKAHEAD_BYTES (8 << 20)
 
-/* Look up keys in key order and decode each value as it is found, while
-   its page is fresh in the cache, into the slot of its key in the order
-   the keys came.  Returns 0, or -1 with an exception set; a value that
-   fails to decode ends the results before it, and its error is saved. */
+/* Look up keys in key order, then decode the values in the order the
+   keys came, into the slot of each key.  Key order lets LMDB find most
+   keys from the page of the key before; decoding in the caller's order
+   allocates the objects in the order the caller holds and frees them,
+   which is what keeps CPython's allocator in the cache.  Returns 0, or
+   -1 with an exception set; a value that fails to decode ends the
+   results before it, and its error is saved. */
 static int
 store_iter_look_up(StoreIterObject *self, batch *keys)
 {
@@ -2833,32 +2836,29 @@ store_iter_look_up(StoreIterObject *self, batch *keys)
     TxnObject *txn = self->txn;
     MDB_cursor *cursor = self->cursor->cursor;
     PyObject **results;
+    MDB_val *values;
     size_t count = keys->count;
     size_t bytes = 0;
-    Py_ssize_t failed_at = -1;
     int rc = 0;
 
     results = PyMem_New(PyObject *, count);
-    if (results == NULL || batch_sort(keys, 0) != 0) {
+    values = PyMem_New(MDB_val, count);
+    if (results == NULL || values == NULL || batch_sort(keys, 0) != 0) {
         PyMem_Free(results);
+        PyMem_Free(values);
         PyErr_NoMemory();
         return -1;
     }
-    memset(results, 0, count * sizeof(PyObject *));
 
     /* The values point into the map; the busy transaction keeps them
-       there while decoding runs whatever code the garbage collector
-       runs. */
+       there until decoding, which runs whatever code the garbage
+       collector runs, is done. */
     txn->busy = 1;
     for (size_t i = 0; i < keys->unique; i++) {
         size_t index = keys->order[i];
         MDB_val key = entry_key(keys, i);
         MDB_val value;
-        PyObject *result;
 
-        if (failed_at >= 0 && index >= (size_t)failed_at) {
-            continue;
-        }
         rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_KEY);
         if (rc == MDB_NOTFOUND &&
             keys->entries[index].legacy_size != 0) {
@@ -2870,45 +2870,49 @@ store_iter_look_up(StoreIterObject *self, batch *keys)
         }
         if (rc == MDB_NOTFOUND) {
             rc = 0;
-            result = Py_NewRef(self->kind == ITER_HAS_MULTIKEY
-                               ? Py_False : self->default_value);
+            value.mv_data = NULL;       /* absent */
+            value.mv_size = 0;
         }
         else if (rc != 0) {
             break;
+        }
+        values[index] = value;
+    }
+    if (rc != 0) {
+        txn->busy = 0;
+        self->cursor->positioned = SHAREDB_CURSOR_UNPLACED;
+        PyMem_Free(results);
+        PyMem_Free(values);
+        sharedb_raise_lmdb(store->state, rc, "mdb_cursor_get",
+                           txn->env->path);
+        return -1;
+    }
+    for (size_t index = 0; index < count; index++) {
+        PyObject *result;
+
+        if (values[index].mv_data == NULL) {
+            result = Py_NewRef(self->kind == ITER_HAS_MULTIKEY
+                               ? Py_False : self->default_value);
         }
         else if (self->kind == ITER_HAS_MULTIKEY) {
             result = Py_NewRef(Py_True);
         }
         else {
-            bytes += value.mv_size;
-            result = decode_value(store, &value);
+            bytes += values[index].mv_size;
+            result = decode_value(store, &values[index]);
             if (result == NULL) {
-                /* The results after this key are dropped, and this
-                   error is raised once the ones before it are out. */
+                /* The results before this key are handed out, then
+                   this error is raised. */
                 store_iter_save_error(self);
-                failed_at = (Py_ssize_t)index;
-                continue;
+                count = index;
+                break;
             }
         }
         results[index] = result;
     }
     txn->busy = 0;
     self->cursor->positioned = SHAREDB_CURSOR_UNPLACED;
-    if (failed_at >= 0) {
-        for (size_t i = (size_t)failed_at; i < count; i++) {
-            Py_CLEAR(results[i]);
-        }
-        count = (size_t)failed_at;
-    }
-    if (rc != 0) {
-        for (size_t i = 0; i < keys->count; i++) {
-            Py_XDECREF(results[i]);
-        }
-        PyMem_Free(results);
-        sharedb_raise_lmdb(store->state, rc, "mdb_cursor_get",
-                           txn->env->path);
-        return -1;
-    }
+    PyMem_Free(values);
     if (bytes > LOOKAHEAD_BYTES && self->lookahead > FIRST_LOOKAHEAD) {
         self->lookahead /= 4;
     }
