@@ -183,6 +183,7 @@ class Writer:
 
     def __init__(self, path: str, owner: str, deadline: float) -> None:
         self.owner = owner
+        self.deadline = deadline
         read_fd, write_fd = os.pipe()
         self.pid = fork_child(lambda: write_records(path, owner, deadline, write_fd))
         os.close(write_fd)
@@ -204,11 +205,18 @@ class Writer:
                 self.acknowledged = int(line)
         return bool(data)
 
-    def kill(self) -> None:
-        assert kill_child(self.pid) == -signal.SIGKILL
+    def kill(self) -> bool:
+        """Kill the writer; return False if it had already finished by
+        itself, which it may do only once its deadline has passed."""
+        code = kill_child(self.pid)
         while self.read():
             pass
         os.close(self.fd)
+        if code == 0:
+            assert self.done and time.monotonic() >= self.deadline
+            return False
+        assert code == -signal.SIGKILL
+        return True
 
     def finish(self) -> int:
         """Reap the writer and return its exit code."""
@@ -268,11 +276,14 @@ def run_writers_and_readers(path: str, seconds: float, kill_writers: bool) -> di
             fds[fd].read()
         if kill_writers and time.monotonic() >= next_kill:
             owner = rng.choice(owners)
-            writers[owner].kill()
+            kills += writers[owner].kill()
             last = writers[owner].acknowledged or 0
             acknowledged[owner] = max(acknowledged[owner], last)
-            writers[owner] = Writer(db.path, owner, deadline)
-            kills += 1
+            # A writer started after the deadline still runs for a second,
+            # so that the next kill finds it running.
+            writers[owner] = Writer(
+                db.path, owner, max(deadline, time.monotonic() + 1.0)
+            )
             next_kill = time.monotonic() + rng.uniform(0.05, 0.3)
     codes = {owner: writer.finish() for owner, writer in writers.items()}
     for owner, writer in writers.items():
