@@ -567,6 +567,35 @@ def test_get_prints_value(store: str) -> None:
     assert run_cli("get", store, "42", "--json").stdout == b"[1, 2.5, null]\n"
 
 
+def test_keys_and_get_during_concurrent_writes(busy_store: str) -> None:
+    keys = run_cli("keys", busy_store)
+    listed = keys.stdout.decode().splitlines()
+    value = run_cli("get", busy_store, "'seed-000123'")
+
+    assert keys.returncode == 0
+    assert sum(line.startswith("'seed-") for line in listed) == 2000
+    assert value.returncode == 0
+    assert value.stdout == repr("s" * 50).encode() + b"\n"
+
+
+def test_load_during_concurrent_writes(busy_store: str, tmp_path: Path) -> None:
+    loaded = {f"loaded-{i:03d}": [i, "x" * i] for i in range(50)}
+    source = ShareDB(str(tmp_path / "source"))
+    source.update(loaded)
+    source.close()
+    dump = run_cli("dump", "--decoded", str(tmp_path / "source"))
+
+    result = run_cli("load", "--decoded", busy_store, stdin=dump.stdout)
+
+    assert dump.returncode == 0
+    assert result.returncode == 0, stderr_text(result)
+    store = ShareDB(busy_store)
+    try:
+        assert {key: store[key] for key in loaded} == loaded
+    finally:
+        store.close()
+
+
 def test_get_missing_key_fails(store: str) -> None:
     result = run_cli("get", store, "'absent'")
     assert result.returncode == 1
