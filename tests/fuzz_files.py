@@ -76,7 +76,7 @@ def limit_child_memory() -> None:
     memory alone passes the cap, so there the sanitizer's own limit on
     one allocation stands in for it."""
     if not os.environ.get("SHAREDB_SANITIZED"):
-        limit_child_memory()
+        resource.setrlimit(resource.RLIMIT_DATA, (CHILD_DATA_LIMIT, CHILD_DATA_LIMIT))
 
 # Keys that every seed contains and every child reads with get() and multiget().
 PROBE_KEYS = ("k00000", "k00001", "k00100", "k00999", "big00003", "absent")
