@@ -799,6 +799,38 @@ def test_multiget_values_and_default(db):
     assert list(db.multiget(["absent", "a"], default=0)) == [0, 1]
 
 
+class Fragile:
+    """A value whose unpickling fails while Fragile.broken is true."""
+
+    broken = False
+
+    def __getstate__(self):
+        return {"part": 1}
+
+    def __setstate__(self, state):
+        if Fragile.broken:
+            raise ValueError("cannot rebuild this value")
+        self.__dict__.update(state)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "zlib"])
+def test_multiget_unreadable_value_ends_results(open_store, compress, monkeypatch):
+    db = open_store(serial="pickle", compress=compress)
+    db.multiset((number, number * 10) for number in range(10))
+    db[7] = Fragile()
+    monkeypatch.setattr(Fragile, "broken", True)
+    results = []
+
+    with pytest.raises(TypeError, match="cannot be read"):
+        for value in db.multiget([3, 1, 7, 2]):
+            results.append(value)
+
+    # The values of the keys before the unreadable one come out first,
+    # in the order asked, whatever the order of the lookups.
+    assert results == [30, 10]
+    assert list(db.has_multikey([3, 7, 11])) == [True, True, False]
+
+
 def test_multiget_returns_iterator(db):
     result = db.multiget(["a"])
     assert iter(result) is result
