@@ -17,8 +17,13 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+if TYPE_CHECKING:
+    from sharedb import _lmdb
+    from sharedb._config import Config
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -262,3 +267,20 @@ def _leaf_signature(obj: object) -> object:
     if type(obj) is complex:
         return (kind, struct.pack("<dd", obj.real, obj.imag))
     return (kind, id(obj))
+
+
+def attach(store: _lmdb.Store, env: _lmdb.Environment, config: Config) -> None:
+    """Attach env to store with the serializer, compression and sync
+    threshold of config, and the pickle and zlib functions they use."""
+    store._attach(
+        env,
+        config.serial,
+        config.compress,
+        config.sync_threshold,
+        pickle_key,
+        pickle.dumps,
+        pickle.loads,
+        PROTOCOL,
+        zlib.compress,
+        zlib.decompress,
+    )

@@ -323,18 +323,7 @@ def _attach_reader(env: lmdb.Environment, config: _config.Config) -> Any:
     no read-only mode.
     """
     store = _lmdb.Store()
-    store._attach(
-        env,
-        config.serial,
-        config.compress,
-        config.sync_threshold,
-        _serial.pickle_key,
-        pickle.dumps,
-        pickle.loads,
-        _serial.PROTOCOL,
-        zlib.compress,
-        zlib.decompress,
-    )
+    _serial.attach(store, env, config)
     return store
 
 

@@ -8,12 +8,10 @@ import logging
 import math
 import numbers
 import os
-import pickle
 import shutil
 import sys
 import warnings
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
@@ -480,18 +478,7 @@ class ShareDB(_lmdb.Store):
         # Runs after _open(), which attached the environment.
         env = cast(_lmdb.Environment, self._env)
         self._adopt(config)
-        self._attach(
-            env,
-            config.serial,
-            config.compress,
-            config.sync_threshold,
-            _serial.pickle_key,
-            pickle.dumps,
-            pickle.loads,
-            _serial.PROTOCOL,
-            zlib.compress,
-            zlib.decompress,
-        )
+        _serial.attach(self, env, config)
 
     def _check_missing_config(
         self, store_path: str, serial: str | None, compress: bool | None
@@ -678,18 +665,7 @@ class ShareDB(_lmdb.Store):
         try:
             if not shared.env.readonly:
                 shared.env._set_alloc_limits(plan.insert_limit, plan.delete_limit)
-            self._attach(
-                shared.env,
-                config.serial,
-                config.compress,
-                config.sync_threshold,
-                _serial.pickle_key,
-                pickle.dumps,
-                pickle.loads,
-                _serial.PROTOCOL,
-                zlib.compress,
-                zlib.decompress,
-            )
+            _serial.attach(self, shared.env, config)
         except BaseException:
             _registry.release(shared)
             raise
