@@ -254,8 +254,8 @@ sharedb_raise_lmdb_hint(sharedb_state *state, int rc, const char *call,
     PyObject *value = NULL;
 
     if (rc == ENOMEM) {
-        /* Said plainly, without building more objects than needed: the
-           memory may really be gone. */
+        /* Formatted directly, with as few objects as possible, since
+           memory may really be exhausted. */
         if (context == NULL) {
             return PyErr_NoMemory();
         }

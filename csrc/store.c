@@ -1164,11 +1164,11 @@ run_clear(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 }
 
 /* Delete up to op->end - op->first records from the start of the
-   store: clear() in parts, when one transaction cannot free them all. */
+   store, for clear() in parts when one transaction cannot free them all. */
 static int
 run_delete_first(write_op *op, MDB_txn *txn, MDB_dbi dbi)
 {
-    size_t wanted = op->end - op->first;
+    size_t count = op->end - op->first;
     MDB_cursor *cursor;
     MDB_val key;
     MDB_val value;
@@ -1178,7 +1178,7 @@ run_delete_first(write_op *op, MDB_txn *txn, MDB_dbi dbi)
     if (rc != 0) {
         return rc;
     }
-    while (rc == 0 && (size_t)op->writes < wanted) {
+    while (rc == 0 && (size_t)op->writes < count) {
         rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
         if (rc == 0) {
             rc = mdb_cursor_del(cursor, 0);
@@ -1684,7 +1684,7 @@ store_write(StoreObject *self, EnvObject *env, write_op *op)
         rc = store_delete_in_parts(self, env, op);
     }
     else if ((rc == MDB_MAP_FULL || rc == ENOSPC) && op->run == run_clear) {
-        /* NOTE: clear() then deletes in several transactions; a failure
+        /* NOTE: clear() then deletes in several transactions.  A failure
            midway leaves the first keys deleted and the rest in place. */
         rc = store_clear_in_parts(self, env, op, &remap_error);
     }
@@ -2824,11 +2824,11 @@ store_iter_read_keys(StoreIterObject *self, batch *keys)
 
 /* Look up keys in key order, then decode the values in the order the
    keys came, into the slot of each key.  Key order lets LMDB find most
-   keys from the page of the key before; decoding in the caller's order
-   allocates the objects in the order the caller holds and frees them,
-   which is what keeps CPython's allocator in the cache.  Returns 0, or
-   -1 with an exception set; a value that fails to decode ends the
-   results before it, and its error is saved. */
+   keys from the page of the key before.  Decoding in the caller's order
+   allocates the objects in the order the caller keeps and frees them,
+   so CPython's allocator stays in the cache.  Returns 0, or -1 with an
+   exception set.  A value that fails to decode ends the results before
+   it, and its error is saved. */
 static int
 store_iter_look_up(StoreIterObject *self, batch *keys)
 {

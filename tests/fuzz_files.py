@@ -73,8 +73,8 @@ CHILD_DATA_LIMIT = 2 << 30
 def limit_child_memory() -> None:
     """Cap the memory of this child at CHILD_DATA_LIMIT.  Under
     AddressSanitizer (.ci/sanitize sets SHAREDB_SANITIZED) the shadow
-    memory alone passes the cap, so there the sanitizer's own limit on
-    one allocation stands in for it."""
+    memory alone exceeds the cap, so the sanitizer's own limit on one
+    allocation replaces it there."""
     if not os.environ.get("SHAREDB_SANITIZED"):
         resource.setrlimit(resource.RLIMIT_DATA, (CHILD_DATA_LIMIT, CHILD_DATA_LIMIT))
 

@@ -206,8 +206,8 @@ class Writer:
         return bool(data)
 
     def kill(self) -> bool:
-        """Kill the writer; return False if it had already finished by
-        itself, which it may do only once its deadline has passed."""
+        """Kill the writer and return True, or False if it had already
+        finished by itself, which it may do only after its deadline."""
         code = kill_child(self.pid)
         while self.read():
             pass

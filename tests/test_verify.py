@@ -240,7 +240,7 @@ def test_truncated_tree_is_refused_at_open(tmp_path):
     assert "truncated" in report["problems"][0]
 
 
-def test_meta_naming_a_huge_last_page_raises_memory_error(tmp_path):
+def test_huge_last_page_raises_memory_error(tmp_path):
     """A meta page whose last page number is too large to map makes
     opening fail with MemoryError that names the path and the cause."""
     fill(str(tmp_path), 100, 10)
