@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -83,17 +84,40 @@ def env(tmp_path) -> Iterator[lmdb.Environment]:
     environment.close()
 
 
-def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run code in a new interpreter that imports this sharedb.
-
-    The child gets the parent's sys.path, so it tests the same build.
-    """
+def child_environment() -> dict[str, str]:
+    """Return the environment for a child interpreter that imports this
+    sharedb: the parent's, with its sys.path, so it tests the same build."""
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return environment
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run code in a new interpreter that imports this sharedb."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=environment,
+        env=child_environment(),
     )
+
+
+@contextmanager
+def running_writer(code: str, path: str) -> Iterator[None]:
+    """Run code with path as its argument in a new interpreter while the
+    block runs. The code prints "ready" once it writes; the block fails if
+    it stopped before the block ended."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), path],
+        stdout=subprocess.PIPE,
+        env=child_environment(),
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == b"ready\n"
+    try:
+        yield
+        assert writer.poll() is None, "the writer stopped before the block ended"
+    finally:
+        writer.kill()
+        writer.wait()

@@ -10,12 +10,12 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import child_environment, running_writer
 
 from sharedb import ShareDB, _dumpformat, _tools, cli, lmdb
 
@@ -36,15 +36,13 @@ def run_cli(
     *args: str, cwd: Path | None = None, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """Run python -m sharedb with args; the child imports this sharedb."""
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     return subprocess.run(
         [sys.executable, "-m", "sharedb", *args],
         input=stdin,
         capture_output=True,
         check=False,
         timeout=TIMEOUT,
-        env=environment,
+        env=child_environment(),
         cwd=cwd,
     )
 
@@ -86,21 +84,8 @@ while time.monotonic() < deadline:
 def busy_store(tmp_path: Path) -> Iterator[str]:
     """A store that another process writes while the test runs."""
     path = str(tmp_path / "busy")
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WRITER), path],
-        stdout=subprocess.PIPE,
-        env=environment,
-    )
-    assert writer.stdout is not None
-    assert writer.stdout.readline() == b"ready\n"
-    try:
+    with running_writer(WRITER, path):
         yield path
-        assert writer.poll() is None, "the writer stopped before the command ended"
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 # stat -----------------------------------------------------------------------
@@ -169,7 +154,7 @@ def test_stat_counts_other_process_readers(store: str) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, store],
         stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        env=child_environment(),
     )
     assert holder.stdout is not None
     try:
@@ -641,13 +626,11 @@ def run_with_terminal_stderr(*args: str) -> tuple[int, bytes]:
     exit status and what it wrote there."""
     pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX only")
     primary, secondary = pty.openpty()
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     child = subprocess.Popen(
         [sys.executable, "-m", "sharedb", *args],
         stdout=subprocess.DEVNULL,
         stderr=secondary,
-        env=environment,
+        env=child_environment(),
     )
     os.close(secondary)
     output = b""

@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import run_python
+from conftest import child_environment, run_python
 
 from sharedb import ShareDB
 
@@ -62,13 +62,6 @@ env.close()
 
 
 # Helpers -------------------------------------------------------------
-
-
-def child_environment() -> dict[str, str]:
-    """Environment of a child interpreter that imports this sharedb."""
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    return environment
 
 
 def read_line(process: subprocess.Popen, timeout: float = TIMEOUT) -> str:

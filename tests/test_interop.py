@@ -16,12 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import child_environment, running_writer
 
 from sharedb import ShareDB, lmdb
 
@@ -68,15 +68,13 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[b
 def run_cli(
     *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     return subprocess.run(
         [sys.executable, "-m", "sharedb", *args],
         input=stdin,
         capture_output=True,
         check=False,
         timeout=TIMEOUT,
-        env=environment,
+        env=child_environment(),
     )
 
 
@@ -258,21 +256,8 @@ while time.monotonic() < deadline:
 @pytest.fixture
 def busy_store(store: str) -> Iterator[str]:
     """The store, written by another process while the test runs."""
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WRITER), store],
-        stdout=subprocess.PIPE,
-        env=environment,
-    )
-    assert writer.stdout is not None
-    assert writer.stdout.readline() == b"ready\n"
-    try:
+    with running_writer(WRITER, store):
         yield store
-        assert writer.poll() is None, "the writer stopped before the test ended"
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 @needs_lmdb_utils
