@@ -831,6 +831,39 @@ def test_multiget_unreadable_value_ends_results(open_store, compress, monkeypatc
     assert list(db.has_multikey([3, 7, 11])) == [True, True, False]
 
 
+class Reentrant:
+    """A value whose unpickling calls next() on Reentrant.iterator."""
+
+    iterator = None
+    errors: list = []
+
+    def __getstate__(self):
+        return {"part": 1}
+
+    def __setstate__(self, state):
+        if Reentrant.iterator is not None:
+            try:
+                next(Reentrant.iterator)
+            except ValueError as exc:
+                Reentrant.errors.append(str(exc))
+        self.__dict__.update(state)
+
+
+@pytest.mark.parametrize("method", ["multiget", "values"])
+def test_iterator_reentered_while_decoding_raises(open_store, method, monkeypatch):
+    db = open_store(serial="pickle")
+    db["k"] = Reentrant()
+    monkeypatch.setattr(Reentrant, "errors", [])
+    iterator = db.multiget(["k"]) if method == "multiget" else db.values()
+    monkeypatch.setattr(Reentrant, "iterator", iterator)
+
+    values = list(iterator)
+
+    assert len(values) == 1
+    assert isinstance(values[0], Reentrant)
+    assert Reentrant.errors == ["this iterator is already running a next() call"]
+
+
 def test_multiget_returns_iterator(db):
     result = db.multiget(["a"])
     assert iter(result) is result
